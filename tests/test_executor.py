@@ -1,0 +1,91 @@
+"""Checked execution on its own: output capture, truncation, tracebacks, containment."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from py_agent.executor import BoundedOutput, Executor
+from py_agent.sandbox import safe_builtins
+from py_agent.validator import Policy
+
+
+def run(code: str, ns: dict | None = None, **options) -> object:
+    ns = ns if ns is not None else {"__builtins__": safe_builtins(Policy())}
+    return asyncio.run(Executor(ns, **options).run(code))
+
+
+def test_stdout_and_stderr_are_captured():
+    out = run("print('a')\nprint('b')")
+    assert out.output == "a\nb\n" and out.error is None
+
+
+def test_output_before_an_error_is_kept_with_a_short_traceback():
+    out = run("print('before')\ndef f(x):\n    return 1 / x\nf(0)")
+    assert out.output == "before\n"
+    assert out.error.splitlines() == [
+        "Traceback (your code):",
+        "  line 4: f(0)",
+        "  line 3, in f: return 1 / x",
+        "ZeroDivisionError: division by zero",
+    ]
+
+
+@pytest.mark.parametrize("code", ["raise SystemExit(3)", "raise KeyboardInterrupt", "raise GeneratorExit", "class E(BaseException): pass\nraise E('x')"])
+def test_every_base_exception_is_contained(code):
+    out = run("print('still here')\n" + code)
+    assert out.output == "still here\n" and out.error
+
+
+def test_huge_output_is_cut_with_a_note_and_bounded_memory():
+    out = run("for i in range(200000):\n    print('line', i)", max_output=1000)
+    assert out.truncated and len(out.output) < 1200
+    assert "characters of output left out" in out.output
+    assert out.output.startswith("line 0\n") and out.output.rstrip().endswith("line 199999")
+
+
+def test_bounded_output_counts_everything():
+    sink = BoundedOutput(10)
+    sink.write("x" * 100)
+    assert sink.total == 100 and sink.truncated
+
+
+def test_last_expression_is_shown_like_a_repl():
+    assert run("x = 2\nx * 21").output == "42\n"
+    assert run("print('p')").output == "p\n"  # a call returning None shows nothing more
+
+
+def test_namespace_persists_between_steps():
+    ns = {"__builtins__": safe_builtins(Policy())}
+    ex = Executor(ns)
+    asyncio.run(ex.run("total = 40"))
+    out = asyncio.run(ex.run("print(total + 2)"))
+    assert out.output == "42\n"
+
+
+def test_top_level_await():
+    async def fetch_number():
+        await asyncio.sleep(0)
+        return 7
+
+    ns = {"__builtins__": safe_builtins(Policy()), "fetch_number": fetch_number}
+    assert run("print(await fetch_number())", ns).output == "7\n"
+
+
+def test_syntax_errors_are_reported_not_raised():
+    out = run("def broken(:\n    pass")
+    assert out.error.startswith("SyntaxError") and "line 1" in out.error
+
+
+def test_time_bound_stops_a_python_loop():
+    out = run("print('start')\nwhile True:\n    pass", timeout=0.2)
+    assert out.output == "start\n" and "StepTimeout" in out.error
+
+
+def test_time_bound_is_not_swallowed_by_except_exception():
+    # StepTimeout is a BaseException; `except BaseException` and bare `except:` are the
+    # validator's job (rule "broad-except"), since no Python-level timer can escape them.
+    code = "n = 0\nwhile True:\n    try:\n        while True:\n            n += 1\n    except Exception:\n        n += 1"
+    out = run(code, timeout=0.2)
+    assert "StepTimeout" in out.error

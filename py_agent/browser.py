@@ -280,20 +280,24 @@ class Runtime:
         try:
             result = handler(message, data)
             if asyncio.iscoroutine(result):
-                self._spawn(result, kind)
-        except PyAgentError as exc:
-            self.error(exc.kind, exc.message, exc.hint, command=kind)
+                self._spawn(result, message)
         except Exception as exc:  # noqa: BLE001 - every failure must reach the person
-            self.error("internal", f"{kind} failed: {type(exc).__name__}: {exc}", "reload the page; if it happens again, this is a py-agent bug", command=kind)
+            self._report(exc, message)
 
-    def _spawn(self, coroutine: Any, kind: str) -> asyncio.Task[None]:
+    def _report(self, exc: Exception, message: dict[str, Any]) -> None:
+        """An ``error`` for a failed command, tagged so the page can match it to its request."""
+        tags = {"command": message.get("type"), "request": message.get("request")}
+        if isinstance(exc, PyAgentError):
+            self.error(exc.kind, exc.message, exc.hint, **tags)
+        else:
+            self.error("internal", f"{tags['command']} failed: {type(exc).__name__}: {exc}", "reload the page; if it happens again, this is a py-agent bug", **tags)
+
+    def _spawn(self, coroutine: Any, message: dict[str, Any]) -> asyncio.Task[None]:
         async def guarded() -> None:
             try:
                 await coroutine
-            except PyAgentError as exc:
-                self.error(exc.kind, exc.message, exc.hint, command=kind)
             except Exception as exc:  # noqa: BLE001
-                self.error("internal", f"{kind} failed: {type(exc).__name__}: {exc}", "reload the page; if it happens again, this is a py-agent bug", command=kind)
+                self._report(exc, message)
 
         return asyncio.ensure_future(guarded())
 
@@ -397,7 +401,7 @@ class Runtime:
             self._build_agent()
             if self.agent_error is not None:
                 raise self.agent_error
-        self.post({"type": "configured", "model": self._model_label()})
+        self.post({"type": "configured", "request": message.get("request"), "model": self._model_label()})
 
     def _model_label(self) -> str:
         provider = self.config.get("provider") or "demo"
@@ -416,7 +420,7 @@ class Runtime:
         if self.agent is None:
             raise self.agent_error or ConfigurationError("no model is configured", hint="open Settings")
         self.state.messages.append(UserMessage(text))
-        self.task = self._spawn(self._run_turn(), "send")
+        self.task = self._spawn(self._run_turn(), message)
 
     def on_approve(self, message: dict[str, Any], data: bytes | None) -> None:
         self._decide(True)
@@ -429,12 +433,16 @@ class Runtime:
         if self.state.pending is None:
             raise PyAgentError("no step is waiting for approval", hint="the step may have been decided already")
         self.state.resume(approved)
-        self.task = self._spawn(self._run_turn(), "approve" if approved else "decline")
+        self.task = self._spawn(self._run_turn(), {"type": "approve" if approved else "decline"})
 
     def on_abort(self, message: dict[str, Any], data: bytes | None) -> None:
-        """Stop the turn at its next await; a paused step counts as declined."""
+        """Stop the turn; a paused step counts as declined."""
         if self.busy:
             self.state.abort()
+            if self.transport.in_flight:
+                # Waiting on the model: the loop would only notice at its next chunk, which
+                # may never come. Cancelling is safe here: no database step is open.
+                self.task.cancel()  # type: ignore[union-attr]
         elif self.state is not None and self.state.pending is not None:
             self._decide(False)
 
@@ -446,26 +454,37 @@ class Runtime:
 
     async def _run_turn(self) -> None:
         state, agent = self.state, self.agent
-        ended = False
+        end: str | None = None  # the reason of the turn_end posted, once there is one
         try:
             async for event in agent.arun(state):
                 payload = event.to_dict()
-                ended = ended or payload["type"] == "turn_end"
+                if payload["type"] == "turn_end":
+                    end = payload["reason"]
                 self._on_event(payload)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            # An interrupt that arrived just after the code had finished lands here.
+        except asyncio.CancelledError:
+            pass  # Stop while waiting on the model (see on_abort)
+        except KeyboardInterrupt:
+            # An interrupt that landed outside the model's code (just after it finished).
+            state.abort()
             self.error("interrupted", "the turn was stopped", "the database keeps every committed step")
         except Exception as exc:  # noqa: BLE001 - a bug in the loop must still end the turn visibly
             self.error("internal", f"the agent loop failed: {type(exc).__name__}: {exc}", "this is a py-agent bug; reload the page to continue")
         finally:
             self.executing = False
-            if not ended:
-                self.post({"type": "turn_end", "reason": "error", "steps": 0, "input_tokens": 0, "output_tokens": 0})
+            if end is None:
+                self._end_turn("aborted" if state._aborted else "error")
             self.post_snapshot("turn", with_db=False)
+
+    def _end_turn(self, reason: str) -> None:
+        usage = self.state.usage
+        self.post({"type": "turn_end", "reason": reason, "steps": 0, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens})
 
     def _on_event(self, payload: dict[str, Any]) -> None:
         # Mark the window in which model code runs, for the page's interrupt button.
         self.executing = payload["type"] == "signal" and payload.get("signal") == "execution"
+        if payload["type"] == "execution_result" and (payload.get("error") or "").startswith("KeyboardInterrupt"):
+            # Only the page's interrupt raises this in the browser: end the turn, not just the step.
+            self.state.abort()
         self.post(payload)
         if payload["type"] == "changes" and payload.get("status") == "committed":
             self.post_snapshot("commit")

@@ -25,10 +25,11 @@ none is meant to be the only one.
 from __future__ import annotations
 
 import builtins
+import sys
 import types
 from typing import Any, Callable
 
-from .validator import Policy, is_private_name, normalize_name
+from .validator import ALLOWED_MODULE_MEMBERS, Policy, normalize_name
 
 # Builtins that are safe to hand to model code: pure functions over values, constructors
 # of plain data types, and the class machinery that `class` statements need.
@@ -105,7 +106,7 @@ def guarded_import(policy: Policy) -> Callable[..., Any]:
         locals: object = None,
         fromlist: Any = (),
         level: int = 0,
-    ) -> ModuleView:
+    ) -> ModuleView | None:
         if not isinstance(name, str):
             raise TypeError("module name must be a string")
         if level != 0:
@@ -115,6 +116,15 @@ def guarded_import(policy: Policy) -> Callable[..., Any]:
                 name=name,
             )
         name = normalize_name(name)
+        if type(fromlist) is list:
+            # C code calling PyImport_Import on the model's behalf: it looks __import__ up
+            # in the *current* globals' builtins (ours) and passes a list as fromlist, while
+            # `import` statements pass a tuple or None. E.g. datetime.date.today() imports
+            # `time`. The import runs, but nothing is handed back: PyImport_Import ignores
+            # the result and reads sys.modules itself, so code that calls __import__ this
+            # way directly gets no module out of it.
+            builtins.__import__(name, None, None, [], 0)
+            return None
         refuse(name)
         for item in fromlist or ():
             if isinstance(item, str) and item != "*":
@@ -125,12 +135,16 @@ def guarded_import(policy: Policy) -> Callable[..., Any]:
         module = builtins.__import__(name, None, None, tuple(fromlist or ()), 0)
         view = view_of(module)
         for item in fromlist or ():
-            # Say why a hidden name cannot be imported (Python would only say "cannot
-            # import name"); names that do not exist are left to Python's own error.
-            if isinstance(item, str) and item != "*" and hasattr(module, item):
-                try:
-                    getattr(view, item)
-                except AttributeError as err:
+            if not isinstance(item, str) or item == "*":
+                continue
+            try:
+                getattr(view, item)
+            except AttributeError as err:
+                # `from m import x` falls back to sys.modules["m.x"] when the attribute
+                # lookup fails, which would hand out a real (unviewed) module: refuse here.
+                # This also says why (Python would only say "cannot import name").
+                # Names that exist nowhere are left to Python's own error.
+                if hasattr(module, item) or f"{module.__name__}.{item}" in sys.modules:
                     raise ImportError(str(err), name=name) from None
         return view
 
@@ -164,7 +178,7 @@ class ModuleView(types.ModuleType):
             return self._public_names()
         hidden = self._hidden_reason(name)
         if hidden is not None:
-            raise AttributeError(f"module '{module.__name__}' has no attribute '{name}' available to model code: {hidden}", name=name, obj=self)
+            raise AttributeError(f"{hidden} (module '{module.__name__}')", name=name, obj=self)
         value = getattr(module, name)
         if isinstance(value, types.ModuleType):
             if not policy.is_allowed_module(value.__name__):
@@ -180,14 +194,12 @@ class ModuleView(types.ModuleType):
         return value
 
     def _hidden_reason(self, name: str) -> str | None:
-        policy = self.__target[1]
-        if name.startswith("__") and name.endswith("__"):
-            return "dunder names are not available"
-        if is_private_name(name):
-            return "private names are not available"
-        if name in policy.blocked_attributes:
-            return "it is blocked by the policy"
-        return None
+        """Why model code may not read ``name`` from a module (same rules as the validator)."""
+        module, policy, _ = self.__target
+        if (module.__name__, name) in ALLOWED_MODULE_MEMBERS:
+            return None
+        refusal = policy.attribute_refusal(name)
+        return None if refusal is None else refusal[1]
 
     def _public_names(self) -> list[str]:
         """What ``from module import *`` may bind: public names that the view exposes."""

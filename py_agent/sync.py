@@ -30,6 +30,13 @@ def _step_by_hand(awaitable: Awaitable[T]) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Run one awaitable to completion from synchronous code (CPython or Pyodide)."""
+    if sys.platform == "emscripten":
+        return _step_by_hand(awaitable)
+    return asyncio.run(awaitable)  # type: ignore[arg-type]
+
+
 def iterate(agen: AsyncIterator[T]) -> Iterator[T]:
     """Yield the items of ``agen`` synchronously."""
     if sys.platform == "emscripten":

@@ -10,7 +10,9 @@ What it refuses (rule ids are stable; tests and prompts may rely on them):
 ``syntax``             the code does not parse.
 ``dunder``             any ``__name__``-style identifier, attribute, keyword or import, and
                        any string constant containing one (``getattr(x, "__class__")``,
-                       ``"{0.__class__}".format(x)``, ``attrgetter("__globals__")``).
+                       ``"{0.__class__}".format(x)``, ``attrgetter("__globals__")``). The
+                       one exception: classes may define special methods such as
+                       ``__init__`` and ``__repr__`` and call them through ``super()``.
 ``blocked-name``       references to ``eval``, ``exec``, ``open``, ``getattr``, ... as calls
                        or as bare values (``f = eval``).
 ``blocked-attribute``  attributes that reach frames, code objects, modules such as ``os`` or
@@ -27,6 +29,8 @@ What it refuses (rule ids are stable; tests and prompts may rely on them):
 ``import-not-allowed`` imports outside the policy's allow-list.
 ``blocked-module``     imports of modules that are always refused (``os``, ``sys``, ``js``...).
 ``relative-import``    ``from . import x``.
+``too-complex``        absurdly deep expressions ("-" * 2000 + "1"), refused before parsing:
+                       Pyodide's parser would overflow the JavaScript stack and die.
 
 Identifiers are compared after NFKC normalisation, which is what Python itself does
 (``ｅｖａｌ`` *is* ``eval``); the parser already normalises identifiers, and string constants
@@ -42,7 +46,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 DEFAULT_ALLOWED_IMPORTS: frozenset[str] = frozenset(
     {
@@ -165,7 +169,12 @@ ATTRIBUTE_REASONS: dict[str, str] = {
         (
             "os", "sys", "builtins", "bltns", "subprocess", "importlib", "codecs", "io",
             "ctypes", "posix", "nt", "shutil", "socket", "marshal", "pickle", "linecache",
-            "annotationlib", "js", "pyodide", "pyodide_js", "sqlite3",
+            "annotationlib", "js", "pyodide", "pyodide_js", "sqlite3", "asyncio",
+            "threading", "logging", "traceback",
+            # sqlalchemy.util and sqlalchemy.testing under the names SQLAlchemy's own
+            # modules import them as (util.attrsetter execs its argument).
+            "util", "langhelpers", "compat", "compat_typing", "sa_typing", "testing",
+            "attrsetter",
         ),
         _MODULE_REASON,
     ),
@@ -205,6 +214,31 @@ PUBLIC_UNDERSCORE_ATTRIBUTES: frozenset[str] = frozenset(
 # Callables that perform getattr with their (string) arguments.
 _DYNAMIC_ATTRIBUTE_CALLS = frozenset({"attrgetter", "methodcaller"})
 
+# Module members whose names are also blocked attributes but which are fine to import from
+# that module: `from sqlalchemy import inspect` is SQLAlchemy's inspection function, while
+# `x.inspect` may be the inspect module (dataclasses.inspect).
+ALLOWED_MODULE_MEMBERS: frozenset[tuple[str, str]] = frozenset(
+    {("sqlalchemy", "inspect"), ("sqlalchemy.inspection", "inspect")}
+)
+
+# Special methods that classes written by the model may define (directly in a class body)
+# and reach through `super()`, e.g. `def __init__(self): super().__init__()`. Defining or
+# delegating these reads nothing new. Not listed, so refused: __getattribute__, __getattr__,
+# __setattr__, __delattr__ (attribute access by computed name), __del__ (runs at some later
+# garbage collection), __new__, __init_subclass__, __class_getitem__, __set_name__.
+SPECIAL_METHODS: frozenset[str] = frozenset(
+    "__" + name + "__"
+    for name in (
+        "init post_init repr str format bytes hash bool eq ne lt le gt ge len length_hint "
+        "iter next reversed contains getitem setitem delitem missing call enter exit "
+        "aenter aexit aiter anext await index int float complex round trunc floor ceil "
+        "neg pos abs invert add sub mul matmul truediv floordiv mod divmod pow lshift "
+        "rshift and or xor radd rsub rmul rmatmul rtruediv rfloordiv rmod rdivmod rpow "
+        "rlshift rrshift rand ror rxor iadd isub imul imatmul itruediv ifloordiv imod "
+        "ipow ilshift irshift iand ior ixor"
+    ).split()
+)
+
 _NAME_REASONS: dict[str, str] = {
     **dict.fromkeys(("exec", "eval", "compile"), "write the code directly instead of running code from a string"),
     **dict.fromkeys(
@@ -221,8 +255,9 @@ _NAME_REASONS: dict[str, str] = {
 }
 
 _DUNDER_IN_TEXT = re.compile(r"__[^\W_]\w*?__")
-# String fields of AST nodes that are not identifiers.
-_NON_IDENTIFIER_FIELDS = frozenset({"type_comment", "kind"})
+# Fields the walk skips: `ctx` holds no names; the others are strings but not identifiers.
+_SKIPPED_FIELDS = frozenset({"ctx", "type_comment", "kind"})
+_FIELDS: dict[type, tuple[str, ...]] = {}  # per node class: the fields the walk reads
 # Nodes allowed inside a string annotation such as "Author" or "list[Book] | None".
 _TYPE_EXPRESSION_NODES = (
     ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List,
@@ -260,6 +295,8 @@ class Policy:
     blocked_names: frozenset[str] = DEFAULT_BLOCKED_NAMES
     blocked_modules: frozenset[str] = DEFAULT_BLOCKED_MODULES
     blocked_attributes: frozenset[str] = DEFAULT_BLOCKED_ATTRIBUTES
+    # Exempt from blocked_attributes, e.g. the schema's column names (a `Car.engine` column).
+    allowed_attributes: frozenset[str] = frozenset()
 
     @classmethod
     def with_imports(cls, extra: Iterable[str]) -> Policy:
@@ -313,7 +350,7 @@ class Policy:
                 f"'{name}' is a dunder (double-underscore) name; these reach interpreter "
                 f"internals and are not allowed. Use the public API instead.",
             )
-        if name in self.blocked_attributes:
+        if name in self.blocked_attributes and name not in self.allowed_attributes:
             reason = ATTRIBUTE_REASONS.get(name, "it is blocked by the policy")
             return "blocked-attribute", f"attribute '{name}' is not allowed: {reason}."
         if is_private_name(name):
@@ -358,6 +395,8 @@ def check(code: str, policy: Policy | None = None) -> list[Violation]:
     Top-level ``await`` is accepted (the code is parsed, not compiled).
     """
     policy = policy or DEFAULT_POLICY
+    if _too_deep(code):
+        return [_too_complex()]
     try:
         tree = ast.parse(code, mode="exec")
     except SyntaxError as err:
@@ -368,6 +407,8 @@ def check(code: str, policy: Policy | None = None) -> list[Violation]:
         ]
     except ValueError as err:  # e.g. source containing NUL bytes
         return [Violation("syntax", f"the code does not parse: {err}. Send plain Python source.", 1, 1)]
+    except (RecursionError, MemoryError):  # the parser's own limits, e.g. "-" * 100_000 + "1"
+        return [_too_complex()]
     checker = _Checker(code, policy)
     checker.visit_all(tree)
     return sorted(checker.violations, key=lambda v: (v.line, v.col))
@@ -380,6 +421,102 @@ def validate(code: str, policy: Policy | None = None) -> None:
         raise ValidationError(violations)
 
 
+# Pyodide's parser overflows the JavaScript stack (a fatal error that kills the interpreter)
+# at about 1,750 chained operators in one expression, e.g. "-" * 2000 + "1" or
+# "+".join(["1"] * 2000); CPython raises RecursionError or MemoryError instead. (Deep
+# brackets are fine: the parser's own limit refuses them cleanly.) So code long enough to
+# get there is scanned first, and anything near that depth is refused unparsed.
+_SCAN_FROM = 1000  # characters; shorter code cannot chain enough operators
+_DEPTH_LIMIT = 500  # no sensible expression comes close
+_CHAIN_CHARACTERS = "+-*/%@&|^~<>.!="
+_CHAIN_KEYWORDS = frozenset({"not", "and", "or", "if", "else", "lambda", "await", "in", "is", "for", "yield"})
+_CHAIN_KEYWORD_PATTERN = rf"\b(?:{'|'.join(sorted(_CHAIN_KEYWORDS))})\b"
+_CHAIN_KEYWORD_RE = re.compile(_CHAIN_KEYWORD_PATTERN)
+_STRING_BODY = "|".join(
+    (
+        r"'''(?:\\.|[^\\])*?'''",
+        r'"""(?:\\.|[^\\])*?"""',
+        r"'(?:\\.|[^\\'\n])*'",
+        r'"(?:\\.|[^\\"\n])*"',
+    )
+)
+_SCAN = re.compile(
+    r"(?P<comment>#[^\n]*)"
+    rf"|(?P<string>(?P<prefix>[A-Za-z]{{0,3}})(?:{_STRING_BODY}))"
+    rf"|(?P<word>{_CHAIN_KEYWORD_PATTERN})"  # other names are skipped
+    r"|(?P<open>[(\[{])"
+    r"|(?P<close>[)\]}])"
+    r"|(?P<continuation>\\\r?\n)"
+    r"|(?P<separator>[,;\n])"
+    rf"|(?P<operator>[{re.escape(_CHAIN_CHARACTERS)}])"
+)
+
+
+def _too_deep(code: str) -> bool:
+    """True if ``code`` may chain operators deeply enough to crash Pyodide's parser."""
+    if len(code) < _SCAN_FROM:
+        return False
+    # Cheap upper bound first (counting in C): most long code stops here.
+    bound = (
+        sum(map(code.count, _CHAIN_CHARACTERS))
+        + sum(map(code.count, "()[]{}"))
+        + len(_CHAIN_KEYWORD_RE.findall(code))
+    )
+    return bound > _DEPTH_LIMIT and _nesting_estimate(code) > _DEPTH_LIMIT
+
+
+def _nesting_estimate(code: str) -> int:
+    """A rough upper bound of how deeply the parser recurses on ``code`` (no parsing).
+
+    Counts operators, operator keywords and brackets chained within one expression;
+    commas and statement ends start a new chain. Overcounting is harmless (the limit is far
+    above real code); f-string bodies are estimated in turn, as they hold expressions.
+    """
+    levels = [0]  # chain length at each open bracket
+    total = 0  # sum(levels)
+    worst = 0
+    for match in _SCAN.finditer(code):
+        kind = match.lastgroup
+        if kind == "string" or kind == "prefix":
+            prefix = (match.group("prefix") or "").lower()
+            if "f" in prefix or "t" in prefix:
+                literal = match.group("string")[len(prefix):]
+                quote = 3 if literal[:3] in ("'''", '"""') else 1
+                nested = _nesting_estimate(literal[quote:-quote])
+                worst = max(worst, total + len(levels) - 1 + nested)
+            continue
+        if kind == "open":
+            levels.append(0)
+            continue
+        elif kind == "close":
+            if len(levels) > 1:
+                total -= levels.pop()
+        elif kind == "separator":
+            if match.group() == "\n" and len(levels) > 1:
+                continue  # newlines inside brackets do not end the expression
+            total -= levels[-1]
+            levels[-1] = 0
+            continue
+        elif kind != "operator" and kind != "word":  # comments, line continuations
+            continue
+        # An operator or keyword, or a closed bracket group (as in f(x)(y) or a.b(c).d),
+        # makes the current chain one longer.
+        levels[-1] += 1
+        total += 1
+        worst = max(worst, total + len(levels) - 1)
+    return worst
+
+
+def _too_complex() -> Violation:
+    return Violation(
+        "too-complex",
+        f"an expression chains or nests too deeply (more than {_DEPTH_LIMIT} operators or "
+        f"brackets in one expression); split it into several statements.",
+        1,
+        1,
+    )
+
+
 class _Checker:
     """One pass over the tree; collects violations instead of stopping at the first."""
 
@@ -387,17 +524,19 @@ class _Checker:
         self.code = code
         self.policy = policy
         self.violations: list[Violation] = []
-        self._seen: set[tuple[str, int, int]] = set()
+        self._seen: set[tuple[str, int, int, str]] = set()
         self._lines: list[str] | None = None
         # Calls to attrgetter/methodcaller whose arguments were checked.
         self._checked_dynamic_calls: set[int] = set()
+        # Method definitions and super() calls whose special-method name is allowed.
+        self._allowed_dunders: set[int] = set()
 
     # -- reporting -------------------------------------------------------------------
 
     def report(self, node: ast.AST, rule: str, message: str) -> None:
         line = getattr(node, "lineno", 1) or 1
         col = self._char_col(line, getattr(node, "col_offset", 0) or 0)
-        key = (rule, line, col)
+        key = (rule, line, col, message)
         if key not in self._seen:  # one node may be reached by two checks
             self._seen.add(key)
             self.violations.append(Violation(rule, message, line, col))
@@ -414,51 +553,95 @@ class _Checker:
     # -- traversal -------------------------------------------------------------------
 
     def visit_all(self, tree: ast.AST) -> None:
-        for node in ast.walk(tree):  # parents come before children (needed below)
-            if isinstance(node, ast.Constant):
-                self.check_string_constant(node)
-                continue
-            self.check_identifiers(node)
-            if isinstance(node, ast.Name):
-                self.check_name(node)
-            elif isinstance(node, ast.Attribute):
-                self.check_attribute(node, node.attr)
-            elif isinstance(node, ast.Call):
-                self.check_call(node)
-            elif isinstance(node, ast.Import):
-                self.check_import(node)
-            elif isinstance(node, ast.ImportFrom):
-                self.check_import_from(node)
-            elif isinstance(node, ast.MatchClass):
-                for attr in node.kwd_attrs:  # `case C(attr=...)` is a getattr
-                    self.check_attribute(node, attr)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                if node.returns is not None:
-                    self.check_annotation(node.returns)
-            elif isinstance(node, ast.arg):
-                if node.annotation is not None:
-                    self.check_annotation(node.annotation)
-            elif isinstance(node, ast.AnnAssign):
-                self.check_annotation(node.annotation)
+        """Visit every node once, parents before children (check_call relies on that).
 
-    def check_identifiers(self, node: ast.AST) -> None:
-        """Dunders in any identifier field: names, attributes, keywords, imports, params...
-
-        Generic over node types so that new syntax (match patterns, type parameters,
-        t-strings) is covered without listing every field.
+        One hand-written walk instead of ``ast.walk`` plus a second pass over the fields:
+        the validator is on the hot path. Identifier fields are found generically (any
+        ``str`` field of a non-Constant node), so that new syntax (match patterns, type
+        parameters, t-strings) is covered without listing every field.
         """
-        for field_name in node._fields:
-            if field_name in _NON_IDENTIFIER_FIELDS:
+        handlers = self._handlers
+        allowed_dunders = self._allowed_dunders
+        check_identifier = self._check_identifier
+        node_type = ast.AST
+        stack = [tree]
+        push = stack.append
+        while stack:
+            node = stack.pop()
+            cls = type(node)
+            handler = handlers.get(cls)
+            if handler is not None:
+                handler(node)
+            if cls is ast.Constant:
                 continue
-            value = getattr(node, field_name, None)
-            if isinstance(value, str):
-                self._check_identifier(node, value)
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, str):
-                        self._check_identifier(node, item)
+            names_ok = id(node) in allowed_dunders
+            fields = _FIELDS.get(cls)
+            if fields is None:
+                fields = _FIELDS[cls] = tuple(f for f in cls._fields if f not in _SKIPPED_FIELDS)
+            for field_name in fields:
+                value = getattr(node, field_name, None)
+                if isinstance(value, node_type):
+                    push(value)
+                elif type(value) is list:
+                    for item in value:
+                        if isinstance(item, node_type):
+                            push(item)
+                        elif type(item) is str:
+                            check_identifier(node, item)
+                elif type(value) is str and not names_ok:
+                    check_identifier(node, value)
+
+    @property
+    def _handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            ast.Constant: self.check_string_constant,
+            ast.Name: self.check_name,
+            ast.Attribute: self.check_attribute_node,
+            ast.Call: self.check_call,
+            ast.Import: self.check_import,
+            ast.ImportFrom: self.check_import_from,
+            ast.MatchClass: self.check_match_class,
+            ast.ClassDef: self.check_class,
+            ast.FunctionDef: self.check_returns,
+            ast.AsyncFunctionDef: self.check_returns,
+            ast.arg: self.check_arg,
+            ast.AnnAssign: self.check_ann_assign,
+        }
+
+    def check_attribute_node(self, node: ast.Attribute) -> None:
+        value = node.value
+        if (
+            node.attr in SPECIAL_METHODS
+            and isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "super"
+        ):
+            self._allowed_dunders.add(id(node))  # super().__init__(...)
+        self.check_attribute(node, node.attr)
+
+    def check_class(self, node: ast.ClassDef) -> None:
+        for statement in node.body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name in SPECIAL_METHODS:
+                self._allowed_dunders.add(id(statement))  # def __init__(self): ...
+
+    def check_match_class(self, node: ast.MatchClass) -> None:
+        for attr in node.kwd_attrs:  # `case C(attr=...)` is a getattr
+            self.check_attribute(node, attr)
+
+    def check_returns(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if node.returns is not None:
+            self.check_annotation(node.returns)
+
+    def check_arg(self, node: ast.arg) -> None:
+        if node.annotation is not None:
+            self.check_annotation(node.annotation)
+
+    def check_ann_assign(self, node: ast.AnnAssign) -> None:
+        self.check_annotation(node.annotation)
 
     def _check_identifier(self, node: ast.AST, text: str) -> None:
+        if "__" not in text and text.isascii():  # the usual case, cheaply
+            return
         # Dotted import paths and t-string source texts contain several identifiers.
         match = _DUNDER_IN_TEXT.search(normalize_name(text))
         if match:
@@ -473,7 +656,7 @@ class _Checker:
         value = node.value
         if isinstance(value, bytes):
             value = value.decode("latin-1")
-        if not isinstance(value, str) or "_" not in value and value.isascii():
+        if not isinstance(value, str) or ("_" not in value and value.isascii()):
             return
         match = _DUNDER_IN_TEXT.search(normalize_name(value))
         if match:
@@ -499,7 +682,7 @@ class _Checker:
     def check_attribute(self, node: ast.AST, name: str) -> None:
         refusal = self.policy.attribute_refusal(name)
         if refusal is not None:
-            if refusal[0] != "dunder":  # dunders are reported by check_identifiers
+            if refusal[0] != "dunder":  # dunders are reported by the walk's identifier check
                 self.report(node, *refusal)
         elif name in _DYNAMIC_ATTRIBUTE_CALLS and id(node) not in self._checked_dynamic_calls:
             self._report_dynamic(node, name)
@@ -530,12 +713,12 @@ class _Checker:
                     self.report(arg, *refusal)
 
     def check_import(self, node: ast.Import) -> None:
-        for alias in node.names:
+        for alias in node.names:  # `import os, sys`: one report each, at each name
             refusal = self.policy.import_refusal(alias.name)
             if refusal is not None:
-                self.report(node, *refusal)
+                self.report(alias, *refusal)
             if alias.asname is not None:
-                self.check_bound_name(node, alias.asname)
+                self.check_bound_name(alias, alias.asname)
 
     def check_import_from(self, node: ast.ImportFrom) -> None:
         if node.level:
@@ -554,13 +737,14 @@ class _Checker:
         for alias in node.names:
             if alias.name == "*":
                 continue
-            if self.policy.is_blocked_module(f"{module}.{alias.name}"):
-                self.report(node, *self.policy.import_refusal(f"{module}.{alias.name}"))  # type: ignore[misc]
+            submodule = f"{module}.{alias.name}"
+            if self.policy.is_blocked_module(submodule):
+                self.report(alias, *self.policy.import_refusal(submodule))  # type: ignore[misc]
                 continue
             refusal = self.policy.attribute_refusal(alias.name)
-            if refusal is not None and refusal[0] != "dunder":
-                self.report(node, *refusal)
-            self.check_bound_name(node, alias.asname or alias.name)
+            if refusal is not None and refusal[0] != "dunder" and (module, alias.name) not in ALLOWED_MODULE_MEMBERS:
+                self.report(alias, *refusal)
+            self.check_bound_name(alias, alias.asname or alias.name)
 
     def check_annotation(self, annotation: ast.expr) -> None:
         """String annotations must be type expressions such as "Author" or "list[Book]".
@@ -605,15 +789,15 @@ def _evaluated_strings(expr: ast.expr) -> Iterable[ast.Constant]:
 
 
 def _is_type_expression(text: str) -> bool:
+    """True for names, dotted names, subscripts, tuples/lists of those, ``|`` and None."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError):
         return False
     for node in ast.walk(tree):
         if not isinstance(node, _TYPE_EXPRESSION_NODES):
             return False
         if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr):
             return False
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and not _is_type_expression(node.value):
-            return False
-    return True
+    # Strings inside the string ("list['Book']") are evaluated in turn.
+    return all(_is_type_expression(c.value) for c in _evaluated_strings(tree.body))

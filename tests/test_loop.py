@@ -262,6 +262,7 @@ def test_subscribe_sees_every_event_and_can_unsubscribe(turn, engine):
     assert len(seen) == len(events)
 
 
+@pytest.mark.cpython_only
 def test_a_runaway_step_is_stopped_by_the_time_bound(turn):
     events, _, _ = turn(
         [{"message": "", "code": "while True:\n    try:\n        pass\n    except Exception:\n        pass"}, {"message": "", "code": ""}],
@@ -295,3 +296,31 @@ def test_transcripts_resume_a_conversation(turn, engine):
     assert "step one" in "".join(m.content for m in seen[0].messages)
     # numbering continues
     assert of_type(events, "assistant_reply")[0].step == state.step + 1
+
+
+def test_state_from_a_session_or_nothing(engine):
+    with Session(engine) as s:
+        state = State(session=s)
+        events = list(Agent(base=Base, model=ScriptedProvider([{"message": "", "code": "print(session.scalar(select(func.count()).select_from(Author)))"}])).run(_ask(state)))
+        assert of_type(events, "execution_result")[0].output.strip() == str(count(engine, Author))
+    empty = State()  # an in-memory database with no tables yet
+    events = list(Agent(base=Base, model=ScriptedProvider([{"message": "", "code": "print(1 + 1)"}])).run(_ask(empty)))
+    assert of_type(events, "execution_result")[0].output == "2\n"
+
+
+def test_module_level_run_and_resume(engine):
+    from py_agent import resume, run
+
+    provider = ScriptedProvider([{"message": "", "code": "session.add(Author(name='Via Module'))"}, {"message": "", "code": ""}])
+    state = _ask(State(engine=engine))
+    events = list(run(state=state, base=Base, model=provider, approve=None))
+    assert events[-1].reason == "paused"
+    events = list(resume(True, state=state, base=Base, model=provider, approve=None))
+    assert events[-1].reason == "done"
+    with Session(engine) as s:
+        assert s.scalar(select(Author).where(Author.name == "Via Module")) is not None
+
+
+def _ask(state: State, text: str = "go") -> State:
+    state.messages.append(UserMessage(text))
+    return state

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ..transports.base import AuthHeader, HttpRequest
+from ..transports.base import BEARER, AuthHeader, HttpRequest
 from .base import CompletionRequest, Usage
 from .errors import ProviderError
 from .http_provider import HttpProvider, ReplyDecoder, env_value, load_json, text_instruction
@@ -129,7 +129,9 @@ class AnthropicProvider(HttpProvider):
 
     Options beyond :class:`HttpProvider`'s: ``structured`` (see the module),
     ``max_output_tokens`` (the API requires a limit; default 8192),
-    ``api_version`` (the ``anthropic-version`` header), ``extra_body``.
+    ``api_version`` (the ``anthropic-version`` header), ``auth_scheme``
+    (``"x-api-key"``, the documented header, or ``"bearer"`` for servers that
+    want ``Authorization: Bearer``), ``extra_body``.
     """
 
     label = "Anthropic"
@@ -144,11 +146,15 @@ class AnthropicProvider(HttpProvider):
         structured: AnthropicMode = "tool",
         max_output_tokens: int = 8192,
         api_version: str = API_VERSION,
+        auth_scheme: Literal["x-api-key", "bearer"] = "x-api-key",
         extra_body: Mapping[str, Any] | None = None,
         prefix: str = "anthropic",
         browser: bool = False,
         **options: Any,
     ) -> None:
+        if auth_scheme == "bearer":
+            # Some Anthropic-compatible servers (and Anthropic's newest SDKs) use a bearer header.
+            self.auth = BEARER
         if structured not in ("tool", "output_format", "text"):
             raise ValueError(f"structured must be 'tool', 'output_format' or 'text', not {structured!r}")
         super().__init__(

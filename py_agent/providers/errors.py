@@ -224,61 +224,64 @@ def error_from_response(
         is_html = False
     said = f"{label} said: {message}" if message else f"{label} gave no reason"
     where = f"{label} ({base_url})"
-    common = {"status": status, "detail": message, "provider": model, "retry_after": retry_after}
+
+    def make(cls: type[ProviderError], text: str, hint: str, retryable: bool | None = None) -> ProviderError:
+        return cls(text, hint=hint, status=status, retryable=retryable, retry_after=retry_after, detail=message, provider=model)
+
     both = f"{code} {message}"
 
     if status in (401, 403) or (status == 400 and _KEY_RE.search(both)):
-        return AuthenticationError(
+        return make(
+            AuthenticationError,
             f"{where} refused the API key (HTTP {status}). {said}",
-            hint=f"check the API key ({key_hint}) and that it may use {model}",
-            **common,
+            f"check the API key ({key_hint}) and that it may use {model}",
         )
     if status == 404:
         if _MODEL_RE.search(both) and not is_html:
-            return ModelNotFoundError(
+            return make(
+                ModelNotFoundError,
                 f"{label} does not know the model {model!r} (HTTP 404). {said}",
-                hint="check the model name after the ':' in the model id, and that your account can use it",
-                **common,
+                "check the model name after the ':' in the model id, and that your account can use it",
             )
-        return BadRequestError(
+        return make(
+            BadRequestError,
             f"{where} has no such endpoint (HTTP 404). {said}",
-            hint=f"check the base URL {base_url!r}: it should point at the API root (often ending in /v1)",
-            **common,
+            f"check the base URL {base_url!r}: it should point at the API root (often ending in /v1)",
         )
     if status in (400, 413, 422) and _CONTEXT_RE.search(both):
-        return ContextTooLongError(
+        return make(
+            ContextTooLongError,
             f"The conversation is too long for {model} (HTTP {status}). {said}",
-            hint="start a new conversation, or use a model with a larger context window",
-            **common,
+            "start a new conversation, or use a model with a larger context window",
         )
     if status == 429:
         if _QUOTA_RE.search(both):
-            return RateLimitedError(
+            return make(
+                RateLimitedError,
                 f"{label} says the account has run out of quota (HTTP 429). {said}",
-                hint="check the plan and billing of the account the API key belongs to",
+                "check the plan and billing of the account the API key belongs to",
                 retryable=False,
-                **common,
             )
         wait = f"wait {retry_after:g} s and try again" if retry_after else "wait a moment and try again"
-        return RateLimitedError(
+        return make(
+            RateLimitedError,
             f"{label} is rate-limiting requests (HTTP 429). {said}",
-            hint=f"{wait}, or send fewer requests (check the plan's rate limits)",
-            **common,
+            f"{wait}, or send fewer requests (check the plan's rate limits)",
         )
     if status == 529 or (status >= 500 and _OVERLOADED_RE.search(both)) or "overloaded" in code:
-        return OverloadedError(
+        return make(
+            OverloadedError,
             f"{label} is overloaded (HTTP {status}). {said}",
-            hint="try again in a little while, or give a fallback model",
-            **common,
+            "try again in a little while, or give a fallback model",
         )
     if status >= 500 or status in (408, 409):
-        return ServerError(
+        return make(
+            ServerError,
             f"{where} failed with HTTP {status}. {said}",
-            hint="this is on the provider's side: try again in a moment",
-            **common,
+            "this is on the provider's side: try again in a moment",
         )
-    return BadRequestError(
+    return make(
+        BadRequestError,
         f"{where} rejected the request (HTTP {status}). {said}",
-        hint="check the model id and options; if they are right this may be a py-agent bug",
-        **common,
+        "check the model id and options; if they are right this may be a py-agent bug",
     )

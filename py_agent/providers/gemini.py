@@ -61,8 +61,9 @@ def _openapi(node: Any, root: Mapping[str, Any], depth: int) -> dict[str, Any]:
         if len(real) == 1:
             inner = _openapi(real[0], root, depth + 1)
             inner.update(out)
-            if node.get("description"):
-                inner["description"] = node["description"]
+            for key in ("title", "description"):
+                if key in node:
+                    inner[key] = node[key]
             return inner
         out["anyOf"] = [_openapi(v, root, depth + 1) for v in real]
     kind = node.get("type")
@@ -159,7 +160,10 @@ class GeminiProvider(HttpProvider):
         super().__init__(
             model_name.removeprefix("models/"),
             base_url=base_url or GEMINI_BASE_URL,
-            api_key=api_key if api_key is not None else env_value("GOOGLE_API_KEY", browser),
+            # GEMINI_API_KEY is the documented name; GOOGLE_API_KEY is what older SDKs read.
+            api_key=api_key
+            if api_key is not None
+            else env_value("GEMINI_API_KEY", browser) or env_value("GOOGLE_API_KEY", browser),
             key_env="GEMINI_API_KEY",
             prefix=prefix,
             browser=browser,

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import random
 import sys
+import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -56,7 +58,7 @@ class ReplyDecoder(ABC):
     server reports inside a successful response.
     """
 
-    def __init__(self, provider: "HttpProvider", format: ReplyFormat = "json") -> None:
+    def __init__(self, provider: HttpProvider, format: ReplyFormat = "json") -> None:
         self.provider = provider
         self.format: ReplyFormat = format
         self.usage = Usage()
@@ -143,6 +145,17 @@ def text_instruction(schema: Mapping[str, Any]) -> str:
     )
 
 
+def _time_limit(seconds: float) -> contextlib.AbstractAsyncContextManager[Any]:
+    """``asyncio.timeout``, or no limit when no event loop runs.
+
+    Inside Pyodide the sync ``run()`` steps coroutines by hand, without a loop;
+    a replayed exchange then needs no timer (and none could fire).
+    """
+    if asyncio._get_running_loop() is None:
+        return contextlib.nullcontext()
+    return asyncio.timeout(max(0.0, seconds))
+
+
 class HttpProvider(ABC):
     """A provider that speaks one wire format over a :class:`Transport`.
 
@@ -156,7 +169,9 @@ class HttpProvider(ABC):
     ``retry``          a :class:`RetryPolicy`; ``timeouts`` a :class:`Timeouts`.
     ``sleep``          the coroutine used to wait between retries (tests inject one).
     ``headers``        extra request headers.
-    ``max_reply_chars`` longest reply accepted before giving up.
+    ``max_reply_chars`` longest reply accepted (characters) before giving up;
+    ``max_body_bytes``  longest non-streamed body accepted.
+    ``key_env``/``key_required``  where the key comes from, and whether one is needed.
     """
 
     label: str = "The model server"
@@ -191,6 +206,7 @@ class HttpProvider(ABC):
         self.base_url = base_url.rstrip("/")
         self.browser = browser
         self.key_env = key_env
+        self.key_required = key_required
         self.api_key = api_key if api_key is not None else env_value(key_env, browser)
         if key_required and not self.api_key and not browser:
             where = f"set the {key_env} environment variable or pass api_key=" if key_env else "pass api_key="
@@ -249,14 +265,18 @@ class HttpProvider(ABC):
         }
         all_headers.update(headers or {})
         all_headers.update(self.extra_headers)
-        if self.auth is not None and self.api_key:
-            all_headers[self.auth.header] = self.auth.value(self.api_key)
+        auth = self.auth
+        if auth is not None:
+            if self.api_key:
+                all_headers[auth.header] = auth.value(self.api_key)
+            if not self.key_required:
+                auth = dataclasses.replace(auth, required=False)
         return HttpRequest(
             method="POST",
             url=url,
             headers=all_headers,
             body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            auth=self.auth,
+            auth=auth,
             stream=stream,
             timeouts=self.timeouts,
         )
@@ -264,6 +284,11 @@ class HttpProvider(ABC):
     # --- the provider protocol ----------------------------------------------------
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        """Text deltas as they arrive, then the :class:`Completion` (see :class:`Provider`).
+
+        Failures before the first delta are retried per ``self.retry``; after
+        it they are raised, typed, as they happen.
+        """
         attempts = 0
         while True:
             attempts += 1
@@ -297,10 +322,9 @@ class HttpProvider(ABC):
 
     # --- one exchange -----------------------------------------------------------
 
-    async def _exchange(self, http_request: HttpRequest, decoder: ReplyDecoder) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
+    async def _exchange(self, http_request: HttpRequest, decoder: ReplyDecoder) -> AsyncGenerator[str, None]:
         timeouts = http_request.timeouts
-        deadline = loop.time() + timeouts.total
+        deadline = time.monotonic() + timeouts.total
         response = await self._send(http_request, deadline)
         try:
             if not response.ok:
@@ -335,9 +359,9 @@ class HttpProvider(ABC):
 
     async def _send(self, http_request: HttpRequest, deadline: float) -> HttpResponse:
         timeouts = http_request.timeouts
-        limit = min(timeouts.connect + timeouts.read, deadline - asyncio.get_running_loop().time())
+        limit = min(timeouts.connect + timeouts.read, deadline - time.monotonic())
         try:
-            async with asyncio.timeout(max(0.0, limit)):
+            async with _time_limit(limit):
                 return await self.transport.send(http_request)
         except TimeoutError:
             raise ProviderTimeoutError(
@@ -346,10 +370,10 @@ class HttpProvider(ABC):
             ) from None
 
     async def _next_chunk(self, chunks: AsyncIterator[bytes], deadline: float, read_timeout: float) -> bytes | None:
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = deadline - time.monotonic()
         wait = min(read_timeout, remaining)
         try:
-            async with asyncio.timeout(max(0.0, wait)):
+            async with _time_limit(wait):
                 return await chunks.__anext__()
         except StopAsyncIteration:
             return None
@@ -375,7 +399,9 @@ class HttpProvider(ABC):
             size += len(chunk)
         return b"".join(parts)
 
-    async def _read_events(self, response: HttpResponse, decoder: ReplyDecoder, deadline: float) -> AsyncIterator[str]:
+    async def _read_events(
+        self, response: HttpResponse, decoder: ReplyDecoder, deadline: float
+    ) -> AsyncGenerator[str, None]:
         parser = SSEParser(max_event_chars=self.max_body_bytes)
         chunks = response.aiter_bytes()
         size = 0

@@ -62,13 +62,15 @@ def strict_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The reply schema made acceptable to strict structured output.
 
     Strict mode wants every object closed (``additionalProperties: false``)
-    and every property listed in ``required``. A property that was optional
-    becomes required-but-nullable, so the model can still leave it empty.
-    ``$ref`` may not have sibling keywords, so such refs are inlined; ``default``
-    is dropped (strict mode ignores or rejects it).
+    and every property listed in ``required``: the model then always writes
+    every field (a field that may be empty is already nullable in the schema
+    pydantic makes, so its type is left alone: making it nullable here would
+    let the model send a ``null`` that the reply model refuses). ``$ref`` may
+    not have sibling keywords, so such refs are inlined; ``default`` is dropped.
     """
     root = copy.deepcopy(dict(schema))
-    return _strict(root, root)
+    strict: dict[str, Any] = _strict(root, root)
+    return strict
 
 
 def _resolve(root: Mapping[str, Any], ref: str) -> dict[str, Any]:
@@ -76,20 +78,6 @@ def _resolve(root: Mapping[str, Any], ref: str) -> dict[str, Any]:
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return copy.deepcopy(node)
-
-
-def _nullable(node: dict[str, Any]) -> dict[str, Any]:
-    kinds = node.get("type")
-    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
-        return node
-    variants = node.get("anyOf")
-    if isinstance(variants, list) and any(v.get("type") == "null" for v in variants if isinstance(v, dict)):
-        return node
-    description = node.pop("description", None)
-    wrapped: dict[str, Any] = {"anyOf": [node, {"type": "null"}]}
-    if description:
-        wrapped["description"] = description
-    return wrapped
 
 
 def _strict(node: Any, root: Mapping[str, Any]) -> Any:
@@ -106,11 +94,7 @@ def _strict(node: Any, root: Mapping[str, Any]) -> Any:
             node[key] = {name: _strict(sub, root) for name, sub in node[key].items()}
     properties = node.get("properties")
     if isinstance(properties, dict):
-        required = set(node.get("required", []))
-        node["properties"] = {
-            name: _strict(sub, root) if name in required else _nullable(_strict(sub, root))
-            for name, sub in properties.items()
-        }
+        node["properties"] = {name: _strict(sub, root) for name, sub in properties.items()}
         node["required"] = list(properties)
     if node.get("type") == "object" or isinstance(properties, dict):
         node["additionalProperties"] = False

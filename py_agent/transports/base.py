@@ -33,17 +33,18 @@ In the browser the key never enters the worker. A provider built with
 ``browser=True`` and no key sends requests without the secret header, and
 :attr:`HttpRequest.auth` names the header the page's fetch shim must add:
 
-=================  ==========================================  ==============================
-provider           ``auth``                                    header the page adds
-=================  ==========================================  ==============================
-OpenAI / -compat.  ``{"header": "authorization", "scheme": "Bearer"}``  ``Authorization: Bearer <key>``
-Anthropic          ``{"header": "x-api-key"}``                 ``x-api-key: <key>``
-Gemini             ``{"header": "x-goog-api-key"}``            ``x-goog-api-key: <key>``
-=================  ==========================================  ==============================
+* OpenAI and OpenAI-compatible: ``{"header": "authorization", "scheme": "Bearer"}``
+  -- the page adds ``Authorization: Bearer <key>``;
+* Anthropic: ``{"header": "x-api-key"}`` -- the page adds ``x-api-key: <key>``
+  (with ``auth_scheme="bearer"``: the Bearer form above);
+* Gemini: ``{"header": "x-goog-api-key"}`` -- the page adds ``x-goog-api-key: <key>``.
 
-``auth`` is ``None`` when the endpoint needs no key (e.g. a local Ollama).
-:meth:`HttpRequest.to_json` is the JSON the browser transport posts: it never
-contains the value of the ``auth`` header, even when the provider had a key.
+For servers that work without a key (Ollama, vLLM, llama.cpp, LM Studio, a
+bare ``openai-compatible`` base URL) the descriptor carries
+``"required": false``: the page adds the header only if it holds a key for
+that endpoint. :meth:`HttpRequest.to_json` is the JSON the browser transport
+posts: it never contains the value of the ``auth`` header, even when the
+provider had a key.
 Anthropic requests made with ``browser=True`` also carry
 ``anthropic-dangerous-direct-browser-access: true`` (Anthropic refuses CORS
 requests without it).
@@ -96,19 +97,23 @@ class AuthHeader:
     """Which header carries the API key, and how its value is written.
 
     ``scheme="Bearer"`` means ``<header>: Bearer <key>``; no scheme means the
-    key is the whole value.
+    key is the whole value. ``required=False`` marks endpoints that work
+    without a key (local servers): add one only if you have one.
     """
 
     header: str
     scheme: str | None = None
+    required: bool = True
 
     def value(self, key: str) -> str:
         return f"{self.scheme} {key}" if self.scheme else key
 
-    def to_json(self) -> dict[str, str]:
-        data = {"header": self.header}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"header": self.header}
         if self.scheme:
             data["scheme"] = self.scheme
+        if not self.required:
+            data["required"] = False
         return data
 
 
@@ -160,7 +165,7 @@ class HttpRequest:
         secret = self.auth.header.lower() if self.auth else None
         return {k: v for k, v in self.headers.items() if k.lower() != secret}
 
-    def without_secrets(self) -> "HttpRequest":
+    def without_secrets(self) -> HttpRequest:
         return replace(self, headers=self.public_headers())
 
     def to_json(self) -> dict[str, Any]:
@@ -186,7 +191,7 @@ class HttpRequest:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "HttpRequest":
+    def from_json(cls, data: Mapping[str, Any]) -> HttpRequest:
         auth = data.get("auth")
         timeouts = data.get("timeouts")
         return cls(
@@ -194,7 +199,7 @@ class HttpRequest:
             url=data["url"],
             headers={k.lower(): v for k, v in (data.get("headers") or {}).items()},
             body=_body_from_json(data.get("body")),
-            auth=AuthHeader(auth["header"], auth.get("scheme")) if auth else None,
+            auth=AuthHeader(auth["header"], auth.get("scheme"), bool(auth.get("required", True))) if auth else None,
             stream=bool(data.get("stream", False)),
             timeouts=Timeouts(**timeouts) if timeouts else Timeouts(),
         )
@@ -250,9 +255,9 @@ class HttpResponse:
         self.url = url
         if chunks is None:
             chunks = _no_chunks()
-        elif not hasattr(chunks, "__anext__"):
-            chunks = _iterate(chunks)  # type: ignore[arg-type]
-        self._chunks: AsyncIterator[bytes] = chunks  # type: ignore[assignment]
+        elif not isinstance(chunks, AsyncIterator):
+            chunks = _iterate(chunks)
+        self._chunks: AsyncIterator[bytes] = chunks
         self._on_close = on_close
         self.closed = False
 
@@ -288,7 +293,7 @@ class HttpResponse:
             if self._on_close is not None:
                 await self._on_close()
 
-    async def __aenter__(self) -> "HttpResponse":
+    async def __aenter__(self) -> HttpResponse:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -78,7 +78,7 @@ def _is_subset(expected: Any, actual: Any) -> bool:
         return isinstance(actual, Mapping) and all(
             key in actual and _is_subset(value, actual[key]) for key, value in expected.items()
         )
-    return expected == actual
+    return bool(expected == actual)
 
 
 def _path_and_query(url: str) -> str:
@@ -93,11 +93,11 @@ class Cassette:
         self.exchanges: list[dict[str, Any]] = list(exchanges or [])
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Cassette":
+    def from_json(cls, data: Mapping[str, Any]) -> Cassette:
         return cls([dict(e) for e in data.get("exchanges", [])])
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Cassette":
+    def load(cls, path: str | os.PathLike[str]) -> Cassette:
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def to_json(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ const base = new URL("./", import.meta.url);
 const pending = []; // messages that arrive before Python is ready
 let runtime = null; // py_agent.browser.JsRuntime
 let views = null; // shared-memory views: { interrupt, executing }
+let testHooks = false;
 let gotInit;
 const initialised = new Promise((resolve) => (gotInit = resolve));
 
@@ -24,7 +25,10 @@ self.onmessage = (event) => {
         executing: new Int32Array(message.shared, 4, 1),
       };
     }
+    testHooks = Boolean(message.testHooks);
     gotInit(message);
+  } else if (message.type === "debug_scan" && testHooks && self.pyodide) {
+    post({ type: "debug_scan_result", request: message.request, ...scan(message.needle) });
   } else if (runtime) {
     deliver(message);
   } else {
@@ -69,6 +73,39 @@ function post(message) {
   self.postMessage(message);
 }
 
+// --- test hook: where does a string live? ---------------------------------------------
+
+// Counts occurrences of `needle` (UTF-8) in Python's WebAssembly memory and in every
+// file of its virtual file system. Tests use it to prove the API key never got here.
+function scan(needle) {
+  const bytes = new TextEncoder().encode(needle);
+  const files = [];
+  const FS = self.pyodide.FS;
+  const walk = (dir) => {
+    for (const name of FS.readdir(dir)) {
+      if (name === "." || name === "..") continue;
+      const path = dir === "/" ? `/${name}` : `${dir}/${name}`;
+      if (["/dev", "/proc", "/sys"].includes(path)) continue;
+      const stat = FS.stat(path);
+      if (FS.isDir(stat.mode)) walk(path);
+      else if (FS.isFile(stat.mode) && count(FS.readFile(path), bytes)) files.push(path);
+    }
+  };
+  walk("/");
+  return { heap: count(self.pyodide._module.HEAPU8, bytes), files, heapBytes: self.pyodide._module.HEAPU8.length };
+}
+
+function count(haystack, needle) {
+  let hits = 0;
+  const first = needle[0];
+  for (let i = haystack.indexOf(first); i !== -1 && i <= haystack.length - needle.length; i = haystack.indexOf(first, i + 1)) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) hits++;
+  }
+  return hits;
+}
+
 // --- boot progress: stages and bytes ------------------------------------------------
 
 const progress = { stage: "runtime", message: "", loaded: 0, total: 0, last: 0 };
@@ -83,13 +120,14 @@ function report(stage, message, force = true) {
 }
 
 // Count the bytes of every download during boot (Pyodide's runtime, the standard
-// library, the wheels) so the page can show a real progress bar.
+// library, the wheels) so the page can show a real progress bar. Bodies arrive
+// decompressed, so the total is in uncompressed bytes too: the manifest's sizes for
+// the wheels, and for the runtime its sizes when listed, else an estimate.
+const RUNTIME_BYTES_ESTIMATE = 12.3e6; // pyodide.asm.wasm + python_stdlib.zip + lock file, 314.0.7
 const realFetch = self.fetch.bind(self);
 function countingFetch(input, init) {
   return realFetch(input, init).then((response) => {
     if (!response.body) return response;
-    const size = Number(response.headers.get("content-length"));
-    if (size && !response.headers.get("content-encoding")) progress.total += size;
     const counter = new TransformStream({
       transform(chunk, controller) {
         progress.loaded += chunk.byteLength;
@@ -110,11 +148,16 @@ function countingFetch(input, init) {
 async function boot() {
   const started = performance.now();
   self.fetch = countingFetch;
+  const manifest = await (await fetch(new URL("wheels/manifest.json", base))).json();
+  const sizes = Object.entries(manifest.sizes || {});
+  const runtimeSizes = sizes.filter(([file]) => file.startsWith("pyodide/"));
+  progress.total =
+    sizes.reduce((sum, [file, size]) => sum + (file.startsWith("pyodide/") ? 0 : size), 0) +
+    (runtimeSizes.length ? runtimeSizes.reduce((sum, [, size]) => sum + size, 0) : RUNTIME_BYTES_ESTIMATE);
   report("runtime", "Loading Python");
   const pyodide = await loadPyodide({ indexURL: new URL("pyodide/", base).href });
 
   report("packages", "Installing packages");
-  const manifest = await (await fetch(new URL("wheels/manifest.json", base))).json();
   await pyodide.loadPackage(new URL(`wheels/${manifest.micropip}`, base).href, { messageCallback: () => {} });
   const urls = manifest.wheels.map((file) => new URL(`wheels/${file}`, base).href);
   await pyodide.runPythonAsync(

@@ -1,0 +1,100 @@
+"""The demo model: recorded replies, chosen by what the person asked, run for real.
+
+Used by the browser app when no API key is set, and by docs and tests. The
+replies live in ``recorded.json`` beside this file (prompts as data): each
+recorded conversation has patterns that pick it from the person's message and
+the steps the model sends, in order. Their code is ordinary model code: it is
+validated and executed against the demo database like a real model's.
+
+Which step comes next is read from the conversation itself, never from hidden
+state: if the model's last reply was step *k* of a recording and had code, the
+reply is step *k + 1* (or an apology when that code failed); otherwise a new
+request has arrived and a recording is chosen for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..providers.base import ChatMessage, CompletionRequest
+from ..providers.scripted import FunctionProvider
+
+Reply = dict[str, str]
+
+
+@cache
+def load_recording() -> dict[str, Any]:
+    """The recorded conversations (``recorded.json``), parsed once."""
+    text = resources.files(__package__).joinpath("recorded.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _as_reply(text: str) -> Reply | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("message"), str) and isinstance(data.get("code"), str):
+        return {"message": data["message"], "code": data["code"]}
+    return None
+
+
+def _locate(recording: dict[str, Any], reply: Reply) -> tuple[dict[str, Any], int] | None:
+    """The recorded conversation and step index that ``reply`` is, if it is one."""
+    for conversation in recording["conversations"]:
+        for index, step in enumerate(conversation["steps"]):
+            if step["message"] == reply["message"] and step["code"] == reply["code"]:
+                return conversation, index
+    return None
+
+
+def _failed(feedback: str) -> bool:
+    # The loop's feedback after a step (see py_agent.loop._feedback and the validator).
+    return "\nError:\n" in feedback or feedback.startswith("Your code was refused")
+
+
+def choose_reply(messages: Sequence[ChatMessage], recording: dict[str, Any] | None = None) -> Reply:
+    """The demo model's next reply to ``messages``."""
+    recording = recording or load_recording()
+    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    last_assistant = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "assistant"), None)
+
+    if last_assistant is not None and last_assistant < len(messages) - 1:
+        previous = _as_reply(messages[last_assistant].content)
+        found = _locate(recording, previous) if previous else None
+        if found and previous and previous["code"].strip():
+            conversation, index = found
+            if _failed(last_user):
+                return dict(recording["failed"])
+            if index + 1 < len(conversation["steps"]):
+                return dict(conversation["steps"][index + 1])
+
+    request = last_user.lower()
+    for conversation in recording["conversations"]:
+        if any(re.search(pattern, request) for pattern in conversation.get("match", [])):
+            return dict(conversation["steps"][0])
+    fallback = next(c for c in recording["conversations"] if c["name"] == recording["fallback"])
+    return dict(fallback["steps"][0])
+
+
+class DemoModel(FunctionProvider):
+    """A provider that replays ``recorded.json``; streams like a real model.
+
+    ``delay`` between chunks makes the streaming visible in the page; tests
+    pass ``delay=0``.
+    """
+
+    def __init__(self, recording: dict[str, Any] | None = None, *, chunk_size: int = 12, delay: float = 0.01) -> None:
+        self.recording = recording or load_recording()
+        super().__init__(self._reply, model=self.recording.get("model", "demo:recorded"), chunk_size=chunk_size, delay=delay)
+
+    def _reply(self, request: CompletionRequest) -> Reply:
+        return choose_reply(request.messages, self.recording)
+
+
+__all__ = ["DemoModel", "choose_reply", "load_recording"]

@@ -66,15 +66,21 @@ FROM_SDIST = {"markupsafe"}
 SITE_IMPORTS = ["sqlalchemy", "pydantic", "jinja2", "py_agent"]
 
 # How wheels are repacked for the browser (see tools/compile_wheels.mjs): bytecode compiled
-# by Pyodide itself; sources kept only for our own package (tracebacks, inspect); SQLAlchemy's
-# long docstrings cut to their first line (≈25% smaller); parts never used in a tab left out.
+# by Pyodide itself; sources kept only for our own package (tracebacks, inspect); long
+# docstrings cut to their first line (SQLAlchemy's pycs get ≈25% smaller); parts never used
+# in a tab left out.
 KEEP_SOURCE = {"py_agent"}
-STRIP_DOCSTRINGS = {"sqlalchemy"}
+STRIP_DOCSTRINGS = {"sqlalchemy", "pydantic"}
 DROP = {
     "sqlalchemy": ["sqlalchemy/testing/", "sqlalchemy/dialects/mysql/",
                    "sqlalchemy/dialects/mssql/", "sqlalchemy/dialects/oracle/"],
 }
 COMPILER_VERSION = "4"   # bump when tools/compile_wheels.mjs changes its output
+# Left out of python_stdlib.zip: tools for a terminal or a mail server, never used in a tab.
+STDLIB_DROP = ["_pyrepl/", "pydoc.py", "pdb.py", "bdb.py", "doctest.py", "xmlrpc/", "imaplib.py",
+               "poplib.py", "smtplib.py", "ftplib.py", "mailbox.py", "wsgiref/", "profile.py",
+               "cProfile.py", "pstats.py", "tabnanny.py", "trace.py", "zipapp.py"]
+STDLIB_VERSION = "1"     # bump when tools/compile_stdlib.mjs changes its output
 
 PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
                  "pyodide-lock.json"]
@@ -172,37 +178,65 @@ def ensure_node_modules(force: bool = False) -> None:
 
 # --------------------------------------------------------------------------- Pyodide core
 
-def copy_pyodide(dist: Path) -> None:
-    """Copy the Pyodide core from node_modules; python_stdlib.zip is repacked uncompressed.
-
-    Storing the zip's members uncompressed lets HTTP compression work across the whole
-    archive (≈15% smaller over the wire with brotli than per-member deflate) and spares
-    zipimport the inflate step; the members themselves are unchanged.
-    """
+def copy_pyodide(dist: Path, stdlib: Path) -> None:
+    """Copy the Pyodide core from node_modules, with our rebuilt python_stdlib.zip."""
     src = NODE_MODULES / "pyodide"
     out = dist / "pyodide"
     out.mkdir(parents=True, exist_ok=True)
     for name in PYODIDE_FILES:
         if not (src / name).exists():
             raise BuildError(f"node_modules/pyodide/{name} is missing: run `npm ci`.")
-        if name == "python_stdlib.zip":
-            shutil.copyfile(stored_zip(src / name), out / name)
-        else:
-            shutil.copyfile(src / name, out / name)
+        shutil.copyfile(stdlib if name == "python_stdlib.zip" else src / name, out / name)
 
 
-def stored_zip(path: Path) -> Path:
-    """A cached copy of the zip at `path` with every member stored (no compression)."""
-    target = CACHE / "stored" / f"{sha256_file(path)[:16]}-{path.name}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zout:
-            for info in zin.infolist():
-                data = zin.read(info)
-                info.compress_type = zipfile.ZIP_STORED
-                zout.writestr(info, data)
-        tmp.replace(target)
+def stdlib_imports_of_py_agent() -> list[str]:
+    """Standard-library modules named by `import` statements in py_agent's sources."""
+    import ast
+    names = set()
+    for path in (ROOT / "py_agent").rglob("*.py"):
+        try:
+            tree = ast.parse(path.read_bytes())
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return sorted(n for n in names if n.split(".")[0] in sys.stdlib_module_names)
+
+
+def build_stdlib(site_wheels: list[Path], micropip: Path) -> Path:
+    """python_stdlib.zip with the modules a boot imports precompiled (tools/compile_stdlib.mjs).
+
+    Cached by the original zip, the third-party wheels and the stdlib modules py_agent
+    imports, so editing py_agent does not redo it unless it imports a new stdlib module.
+    """
+    src = NODE_MODULES / "pyodide" / "python_stdlib.zip"
+    third_party = [w for w in site_wheels if not w.name.startswith("py_agent-")]
+    extra = stdlib_imports_of_py_agent()
+    dropped = [n for n in extra if any((n.replace(".", "/") + suffix).startswith(tuple(STDLIB_DROP))
+                                       for suffix in ("/", ".py"))]
+    if dropped:
+        raise BuildError(f"py_agent imports {', '.join(dropped)}, which the site leaves out of the "
+                         "standard library: remove it from STDLIB_DROP in build.py")
+    key = sha256_bytes(json.dumps([sha256_file(src), [sha256_file(w) for w in third_party + [micropip]],
+                                   extra, STDLIB_DROP, STDLIB_VERSION], sort_keys=True).encode())[:16]
+    target = CACHE / "stdlib" / f"{key}-python_stdlib.zip"
+    if target.exists():
+        return target
+    log(f"precompiling the standard library modules a boot imports (Pyodide {PYODIDE_VERSION} under Node)…")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    wheels_dir = third_party[0].parent
+    job = {"src": str(src), "dst": str(target), "drop": STDLIB_DROP, "wheels_dir": str(wheels_dir),
+           "micropip": micropip.name, "wheels": [w.name for w in third_party], "extra_imports": extra}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    try:
+        run(["node", TOOLS / "compile_stdlib.mjs", f.name])
+    finally:
+        os.unlink(f.name)
     return target
 
 
@@ -388,8 +422,11 @@ def compile_wheels(wheels: list[Path], out_dir: Path) -> list[Path]:
     return results
 
 
-def prepare_wheels(dist: Path) -> dict:
-    """Put the site's wheels in dist/wheels/ and write manifest.json; return the manifest."""
+def prepare_wheels(dist: Path) -> tuple[dict, Path]:
+    """Put the site's wheels in dist/wheels/, write manifest.json, build the stdlib zip.
+
+    Returns the manifest and the path of the rebuilt python_stdlib.zip.
+    """
     pypi = pip_download_dir(SITE_PINS + [MICROPIP_PIN], CACHE / "wheels" / "pypi")
     micropip_raw, site_raw = pypi[-1], pypi[:-1]
     ours = build_py_agent_wheel()
@@ -399,6 +436,7 @@ def prepare_wheels(dist: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     for w in compiled:
         shutil.copyfile(w, out / w.name)
+    stdlib = build_stdlib(compiled[:-1], compiled[-1])
     manifest = {
         "micropip": compiled[-1].name,
         "wheels": [w.name for w in compiled[:-1]],
@@ -407,7 +445,7 @@ def prepare_wheels(dist: Path) -> dict:
         "sizes": {w.name: w.stat().st_size for w in compiled},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    return manifest, stdlib
 
 
 def prepare_test_wheels() -> list[Path]:
@@ -519,12 +557,12 @@ def build(args: argparse.Namespace | None = None) -> dict:
     staging = DIST.with_name("dist.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    log("copying the Pyodide core…")
-    copy_pyodide(staging)
     log("preparing wheels…")
-    manifest = prepare_wheels(staging)
+    manifest, stdlib = prepare_wheels(staging)
     for w in manifest["wheels"] + [manifest["micropip"]]:
         log(f"  {w:70s} {human(manifest['sizes'][w]):>9}")
+    log("copying the Pyodide core…")
+    copy_pyodide(staging, stdlib)
     prepare_test_wheels()
     log("copying sql.js…")
     copy_sqljs(staging)

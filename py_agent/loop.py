@@ -9,6 +9,7 @@ Every path leaves the state usable: the next call continues the conversation.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -66,7 +67,10 @@ class Agent:
         self.base = base
         self.provider = resolve(model, **dict(provider_options or {}))
         self.toolbox = Toolbox(tools)
-        self.policy = policy or (Policy.with_imports(allowed_imports) if allowed_imports else Policy())
+        policy = policy or (Policy.with_imports(allowed_imports) if allowed_imports else Policy())
+        # A column may be called `engine` or `connection`: the schema's own attribute
+        # names must never be refused as "reaching past the session".
+        self.policy = dataclasses.replace(policy, allowed_attributes=policy.allowed_attributes | _attribute_names(base))
         self.reply_model: type[BaseModel] = reply_model(output_extensions)
         self.approve = approve
         self.max_loops = max_loops
@@ -294,6 +298,21 @@ class Agent:
 
     def _end(self, state: State, reason: str, steps: int) -> ev.TurnEnd:
         return ev.TurnEnd(reason, steps, state.usage.input_tokens, state.usage.output_tokens)
+
+
+def _attribute_names(base: Any) -> frozenset[str]:
+    from sqlalchemy import inspect as sa_inspect
+
+    names: set[str] = set()
+    for cls in schema_symbols(base).values():
+        if isinstance(cls, type):
+            try:
+                mapper = sa_inspect(cls)
+            except Exception:  # enums and other non-mapped symbols
+                continue
+            names.update(mapper.attrs.keys())
+            names.update(c.name for c in mapper.columns)
+    return frozenset(n for n in names if not n.startswith("_"))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import builtins
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .validator import ALLOWED_MODULE_MEMBERS, Policy, normalize_name
 
@@ -70,6 +71,7 @@ def safe_builtins(policy: Policy) -> dict[str, object]:
             isinstance(value, type)
             and issubclass(value, BaseException)
             and name not in _WITHHELD_EXCEPTIONS
+            and not name.startswith("_")  # e.g. 3.13's _IncompleteInputError
         ):
             table[name] = value
     table["__build_class__"] = builtins.__build_class__  # `class` statements
@@ -128,8 +130,7 @@ def guarded_import(policy: Policy) -> Callable[..., Any]:
         refuse(name)
         for item in fromlist or ():
             if isinstance(item, str) and item != "*":
-                if policy.is_blocked_module(f"{name}.{normalize_name(item)}"):
-                    refuse(f"{name}.{normalize_name(item)}")
+                refuse(f"{name}.{normalize_name(item)}")  # `from sqlalchemy import util`
         # Only the module name reaches the real import system: no globals, so nothing
         # the model controls can steer it to a package-relative path.
         module = builtins.__import__(name, None, None, tuple(fromlist or ()), 0)

@@ -44,9 +44,10 @@ from __future__ import annotations
 import ast
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable
+from typing import Any
 
 DEFAULT_ALLOWED_IMPORTS: frozenset[str] = frozenset(
     {
@@ -330,15 +331,19 @@ class Policy:
         if self.is_blocked_module(name):
             return (
                 "blocked-module",
-                f"import of '{name}' is blocked: model code has no access to the operating "
-                f"system, the interpreter, the network or the raw database. Use `session` and "
-                f"the provided tools; allowed modules: {self.allowed_list()}.",
+                (
+                    f"import of '{name}' is blocked: model code has no access to the operating "
+                    f"system, the interpreter, the network or the raw database. Use `session` "
+                    f"and the provided tools; allowed modules: {self.allowed_list()}."
+                ),
             )
         if not self.is_allowed_module(name):
             return (
                 "import-not-allowed",
-                f"import of '{name}' is not allowed; allowed modules: {self.allowed_list()}. "
-                f"Solve the task with these.",
+                (
+                    f"import of '{name}' is not allowed; allowed modules: "
+                    f"{self.allowed_list()}. Solve the task with these."
+                ),
             )
         return None
 
@@ -347,8 +352,10 @@ class Policy:
         if _is_dunder(name):
             return (
                 "dunder",
-                f"'{name}' is a dunder (double-underscore) name; these reach interpreter "
-                f"internals and are not allowed. Use the public API instead.",
+                (
+                    f"'{name}' is a dunder (double-underscore) name; these reach interpreter "
+                    f"internals and are not allowed. Use the public API instead."
+                ),
             )
         if name in self.blocked_attributes and name not in self.allowed_attributes:
             reason = ATTRIBUTE_REASONS.get(name, "it is blocked by the policy")
@@ -356,8 +363,10 @@ class Policy:
         if is_private_name(name):
             return (
                 "private-attribute",
-                f"'{name}' is private (leading underscore) and is not allowed; use the "
-                f"public attributes and methods instead.",
+                (
+                    f"'{name}' is private (leading underscore) and is not allowed; use the "
+                    f"public attributes and methods instead."
+                ),
             )
         return None
 
@@ -606,7 +615,28 @@ class _Checker:
             ast.AsyncFunctionDef: self.check_returns,
             ast.arg: self.check_arg,
             ast.AnnAssign: self.check_ann_assign,
+            ast.ExceptHandler: self.check_except,
         }
+
+    def check_except(self, node: ast.ExceptHandler) -> None:
+        """Refuse handlers that would swallow the step's time limit or an interrupt.
+
+        The time bound and the browser's interrupt arrive as BaseExceptions; no timer
+        can get out of a bare ``except:`` or ``except BaseException`` in a loop.
+        """
+        caught = node.type
+        names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+        broad = caught is None or any(
+            isinstance(n, ast.Name) and n.id in ("BaseException", "KeyboardInterrupt", "SystemExit", "GeneratorExit")
+            for n in names
+        )
+        if broad:
+            self.report(
+                node,
+                "broad-except",
+                "bare `except:` and `except BaseException` are not allowed (they would swallow the "
+                "time limit); catch `Exception` or a specific error instead.",
+            )
 
     def check_attribute_node(self, node: ast.Attribute) -> None:
         value = node.value
@@ -703,11 +733,12 @@ class _Checker:
         self._checked_dynamic_calls.add(id(func))
         # attrgetter("a.b", "c") looks up every argument; methodcaller("m", *args) only the first.
         names = node.args if name == "attrgetter" else node.args[:1]
-        if not names or any(not (isinstance(a, ast.Constant) and isinstance(a.value, str)) for a in names):
+        literals = [a.value for a in names if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if not names or len(literals) != len(names):
             self._report_dynamic(node, name)
             return
-        for arg in names:
-            for part in normalize_name(arg.value).split("."):
+        for arg, literal in zip(names, literals):
+            for part in normalize_name(literal).split("."):
                 refusal = self.policy.attribute_refusal(part)
                 if refusal is not None and refusal[0] != "dunder":  # dunders: string rule
                     self.report(arg, *refusal)
@@ -752,24 +783,24 @@ class _Checker:
         SQLAlchemy (``Mapped["..."]``) and ``typing`` turn these strings into code with
         ``eval``, so anything else in them is refused.
         """
-        for node in _evaluated_strings(annotation):
-            if not _is_type_expression(node.value):
+        for node, text in _evaluated_strings(annotation):
+            if not _is_type_expression(text):
                 self.report(
                     node,
                     "annotation",
-                    f"the string annotation {node.value!r} is not a plain type expression; "
+                    f"the string annotation {text!r} is not a plain type expression; "
                     f"write a class name such as \"Author\" or \"list[Book]\", or drop the annotation.",
                 )
 
 
-def _evaluated_strings(expr: ast.expr) -> Iterable[ast.Constant]:
+def _evaluated_strings(expr: ast.expr) -> Iterable[tuple[ast.Constant, str]]:
     """String constants in an annotation that typing would evaluate (forward references).
 
     The arguments of ``Literal[...]`` and the metadata of ``Annotated[...]`` are plain values.
     """
     if isinstance(expr, ast.Constant):
         if isinstance(expr.value, str):
-            yield expr
+            yield expr, expr.value
         return
     if isinstance(expr, ast.Subscript):
         head = expr.value
@@ -800,4 +831,4 @@ def _is_type_expression(text: str) -> bool:
         if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr):
             return False
     # Strings inside the string ("list['Book']") are evaluated in turn.
-    return all(_is_type_expression(c.value) for c in _evaluated_strings(tree.body))
+    return all(_is_type_expression(text) for _, text in _evaluated_strings(tree.body))

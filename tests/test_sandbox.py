@@ -13,7 +13,12 @@ import pytest
 from sqlalchemy import ForeignKey, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from py_agent.sandbox import SANDBOX_MODULE_NAME, ModuleView, guarded_import, safe_builtins
+from py_agent.sandbox import (
+    SANDBOX_MODULE_NAME,
+    ModuleView,
+    guarded_import,
+    safe_builtins,
+)
 from py_agent.validator import Policy, check
 
 
@@ -253,7 +258,7 @@ class Author(Base):
     __tablename__ = "author"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str]
-    books: Mapped[list["Book"]] = relationship(back_populates="author")
+    books: Mapped[list[Book]] = relationship(back_populates="author")
 
 
 class Book(Base):

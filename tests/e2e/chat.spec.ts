@@ -79,19 +79,20 @@ test("asking before saving: the step waits for approval, and a decline rolls it 
 
     await page.getByPlaceholder(/Ask something/).fill("Add tag approved-one");
     await page.keyboard.press("Enter");
-    const approval = page.locator(".approval").last();
+    const approval = page.locator(".approval:not(.decided)");
     await expect(approval).toContainText("Save these changes");
     await expect(page.locator(".changes.pending").last()).toContainText("tags +1");
     expect(await query(page, "SELECT count(*) AS n FROM tags WHERE name = 'approved-one'")).toEqual([{ n: 0 }]);
     await page.screenshot({ path: "test-results/screenshots/approval.png" });
     await approval.getByRole("button", { name: "Save changes" }).click();
+    await expect(page.locator(".approval.decided")).toHaveText(/You saved these changes/);
     await expect(page.locator(".changes.committed").last()).toContainText("tags +1");
     await expect(page.locator(".turn-end").last()).toHaveText(/^Done/);
     await expect.poll(() => query(page, "SELECT count(*) AS n FROM tags WHERE name = 'approved-one'")).toEqual([{ n: 1 }]);
 
     await page.getByPlaceholder(/Ask something/).fill("Add tag declined-one");
     await page.keyboard.press("Enter");
-    await page.locator(".approval").last().getByRole("button", { name: "Decline" }).click();
+    await page.locator(".approval:not(.decided)").getByRole("button", { name: "Decline" }).click();
     await expect(page.locator(".changes.declined").last()).toContainText("tags +1");
     await expect(page.locator(".step .text").last()).toHaveText("Understood, nothing saved.");
     expect(await query(page, "SELECT count(*) AS n FROM tags WHERE name = 'declined-one'")).toEqual([{ n: 0 }]);

@@ -3,7 +3,8 @@
 //   node --experimental-wasm-stack-switching tests/pyodide/run_pytest.mjs [pytest args...]
 //
 // (`python build.py test` runs it that way, after `python build.py build`.)
-// 1. loadPyodide() from node_modules/pyodide (the npm package: the same core as the site);
+// 1. loadPyodide() from node_modules/pyodide (the npm package: the same core as the site)
+//    with the site's python_stdlib.zip (precompiled and trimmed by the build);
 // 2. install micropip from its wheel, then micropip-install, offline and without resolving,
 //    the wheels the site ships (web/dist/wheels/manifest.json: compiled .pyc wheels,
 //    including py_agent) plus pytest and its pure dependencies (.cache/test-wheels/);
@@ -55,6 +56,8 @@ const secs = () => ((performance.now() - t0) / 1000).toFixed(1) + " s";
 const { loadPyodide } = await import(path.join(root, "node_modules/pyodide/pyodide.mjs"));
 const py = await loadPyodide({
   indexURL: path.join(root, "node_modules/pyodide") + "/",
+  // The site's own standard library (precompiled, trimmed): test what ships.
+  stdLibURL: path.join(root, "web/dist/pyodide/python_stdlib.zip"),
   env: { HOME: "/home/pyodide", PYTHONDONTWRITEBYTECODE: "1" },
 });
 // Raw byte streams, so pytest's progress dots and partial lines come out as written.
@@ -63,10 +66,14 @@ py.setStderr({ write: (buf) => fs.writeSync(2, buf) });
 console.log(`Pyodide ${py.version} ready in ${secs()}`);
 
 const FS = py.FS;
-for (const [host, mount] of [[distWheels, "/wheels"], [testWheels, "/test-wheels"], [root, "/repo"]]) {
+for (const [host, mount] of [[distWheels, "/wheels"], [testWheels, "/test-wheels"], [root, "/repo"],
+  [path.join(root, "node_modules/pyodide"), "/pyodide-npm"]]) {
   FS.mkdirTree(mount);
   FS.mount(FS.filesystems.NODEFS, { root: host }, mount);
 }
+// pytest needs stdlib modules the site leaves out (bdb, pdb, doctest…): they come from the
+// npm package's full zip, placed last on sys.path so it only fills those gaps.
+py.runPython("import sys; sys.path.append('/pyodide-npm/python_stdlib.zip')");
 
 await py.loadPackage(path.join(distWheels, site.micropip), { messageCallback: () => {} });
 const urls = [

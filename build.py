@@ -8,11 +8,23 @@
 
 Standard library only; needs Python 3.11+ and Node 20+ (npm). Downloads come from PyPI and
 npm only and are cached under .cache/ and node_modules/, so a re-build is offline and fast.
+
+What `build` makes (web/dist/; the app and its service worker rely on this layout):
+    pyodide/     pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, pyodide-lock.json and a
+                 python_stdlib.zip whose boot-time modules are precompiled
+    wheels/      manifest.json + the wheels, repacked with bytecode compiled by Pyodide itself
+    sqljs/       sql-wasm.js + sql-wasm.wasm
+    *            web/app/ copied to the root (index.html, JS modules, worker, css…)
+    bench/       benchmark pages (not precached)
+    build.json   {"version": content hash, "files": [every file to precache]}
+plus `.br`/`.gz` beside every compressible file for tools/devserver.py to send. Node runs
+Pyodide at build time (tools/compile_wheels.mjs, tools/compile_stdlib.mjs) and Brotli
+(tools/precompress.mjs).
 """
 from __future__ import annotations
 
 import argparse
-import base64
+import contextlib
 import email.parser
 import gzip
 import hashlib
@@ -23,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import zipfile
 from pathlib import Path
 
@@ -552,10 +565,37 @@ def dist_report(dist: Path) -> None:
 def build(args: argparse.Namespace | None = None) -> dict:
     """Build web/dist/ from scratch (heavy steps are cached)."""
     t0 = time.perf_counter()
-    log("== build")
+    with build_lock():
+        return _build(t0)
+
+
+@contextlib.contextmanager
+def build_lock():
+    """Serialise builds: several people and tools share one work tree and one .cache/."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "build.lock", "w") as f:
+        try:
+            import fcntl
+        except ImportError:      # not on POSIX: no lock
+            yield
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another build is running; waiting for it…")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(t0: float) -> dict:
+    log("building web/dist/…")
     ensure_node_modules()
-    staging = DIST.with_name("dist.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    for leftover in list(CACHE.glob("dist-staging-*")) + list(CACHE.glob("dist-old-*")):
+        shutil.rmtree(leftover, ignore_errors=True)   # from an interrupted build (we hold the lock)
+    staging = CACHE / f"dist-staging-{os.getpid()}"
     staging.mkdir(parents=True)
     log("preparing wheels…")
     manifest, stdlib = prepare_wheels(staging)
@@ -575,8 +615,13 @@ def build(args: argparse.Namespace | None = None) -> dict:
         copy_tree(BENCH_PAGES, staging / "bench")
     precompress(staging)
     info = write_build_json(staging)
-    shutil.rmtree(DIST, ignore_errors=True)
+    # Swap directories with two renames, so a server running on web/dist/ barely notices.
+    old = CACHE / f"dist-old-{os.getpid()}"
+    DIST.parent.mkdir(parents=True, exist_ok=True)
+    if DIST.exists():
+        DIST.replace(old)
     staging.replace(DIST)
+    shutil.rmtree(old, ignore_errors=True)
     dist_report(DIST)
     log(f"built web/dist/ (version {info['version']}, {len(info['files'])} files) "
         f"in {time.perf_counter() - t0:.1f} s")
@@ -614,6 +659,9 @@ def test(args: argparse.Namespace) -> int:
             rc = fn()
         except BuildError as e:
             log(f"error: {e}")
+            rc = 1
+        except Exception:   # a bug in a step must still end in a summary and a failure
+            traceback.print_exc()
             rc = 1
         took = f"{time.perf_counter() - t0:.1f} s"
         if rc == "skipped":
@@ -662,6 +710,40 @@ def test(args: argparse.Namespace) -> int:
     return 0 if ok and not failed else 1
 
 
+def build_bench_extras(dist: Path) -> None:
+    """Bench-only files under dist/bench/ (never in build.json), for comparisons:
+
+    * stock_python_stdlib.zip: Pyodide's own stdlib zip, for a bare loadPyodide() of stock
+      Pyodide;
+    * site-packages.zip + bundle.json: every pure wheel of the site merged into one stored
+      zip that Python imports in place (zipimport) instead of installing, with the wheels
+      that hold compiled extensions listed separately (they must be installed).
+    """
+    bench = dist / "bench"
+    bench.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(NODE_MODULES / "pyodide" / "python_stdlib.zip", bench / "stock_python_stdlib.zip")
+    manifest = json.loads((dist / "wheels" / "manifest.json").read_text())
+    binary, seen = [], set()
+    with zipfile.ZipFile(bench / "site-packages.zip", "w") as out:
+        for name in manifest["wheels"]:
+            with zipfile.ZipFile(dist / "wheels" / name) as z:
+                if any(n.endswith(".so") for n in z.namelist()):
+                    binary.append(name)
+                    continue
+                for info in z.infolist():
+                    member = info.filename
+                    if "/__pycache__/" in member:   # zipimport only reads pycs beside the source
+                        folder, leaf = member.split("/__pycache__/")
+                        member = f"{folder}/{leaf.split('.')[0]}.pyc"
+                    if member in seen:
+                        continue
+                    seen.add(member)
+                    entry = zipfile.ZipInfo(member, (1980, 1, 1, 0, 0, 0))
+                    out.writestr(entry, z.read(info))
+    (bench / "bundle.json").write_text(json.dumps({"zip": "site-packages.zip", "wheels": binary}) + "\n")
+    precompress(bench)
+
+
 def bench(args: argparse.Namespace) -> int:
     """Print benchmark figures: the core benchmark, then the browser boot benchmark."""
     rc = 0
@@ -673,6 +755,7 @@ def bench(args: argparse.Namespace) -> int:
         log("benchmarks/core.py does not exist yet: skipped")
     if not args.no_build:
         build()
+    build_bench_extras(DIST)
     ensure_chromium()
     log("\n== browser boot benchmark (benchmarks/browser_boot.mjs)")
     cmd = ["node", ROOT / "benchmarks" / "browser_boot.mjs", "--runs", str(args.runs)]

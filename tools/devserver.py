@@ -24,12 +24,13 @@ import argparse
 import email.utils
 import os
 import posixpath
+import signal
 import sys
 import threading
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 PAGE_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
             "connect-src 'self' https: http://127.0.0.1:* http://localhost:*; worker-src 'self'; "
@@ -210,8 +211,15 @@ def make_server(directory: str | os.PathLike, host: str = "127.0.0.1", port: int
 
 def serve(directory, host: str = "127.0.0.1", port: int = 8000, isolation: bool = True,
           verbose: bool = False) -> None:
-    """Serve until Ctrl-C."""
+    """Serve until Ctrl-C (or SIGTERM)."""
     server = make_server(directory, host, port, isolation, verbose)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)   # also when started in the background (SIGINT ignored)
     h, p = server.server_address[:2]
     print(f"serving {directory} at http://{h}:{p}/ "
           f"({'cross-origin isolated' if isolation else 'no isolation headers'}); Ctrl-C stops",

@@ -3,6 +3,10 @@
 //   mode=micropip (default): loadPackage(micropip wheel), micropip.install(wheels, deps=False)
 //   mode=direct: the wheels are fetched while Pyodide boots, then pyodide.loadPackage(urls)
 //                installs them (no micropip import, no resolver).
+//   mode=zipimport: bench/site-packages.zip (all pure wheels merged, made by `build.py bench`)
+//                is fetched while Pyodide boots, written to the file system and put on
+//                sys.path, so nothing is unpacked; only wheels with compiled extensions
+//                (pydantic_core) go through loadPackage.
 // Served as *.worker.js, so it runs under the strict worker CSP (connect-src 'self').
 import { loadPyodide } from "../pyodide/pyodide.mjs";
 
@@ -18,9 +22,16 @@ self.onmessage = async (event) => {
     const manifestPromise = fetch(new URL("manifest.json", wheelsBase)).then((r) => r.json());
     const pyodidePromise = loadPyodide({ indexURL: new URL("../pyodide/", import.meta.url).href });
     let prefetch = null;
+    let bundle = null;
     if (mode === "direct") {
       const manifest = await manifestPromise;
       prefetch = Promise.all(manifest.wheels.map((w) => fetch(new URL(w, wheelsBase)).then((r) => r.arrayBuffer())));
+    } else if (mode === "zipimport") {
+      bundle = await (await fetch(new URL("bundle.json", import.meta.url))).json();
+      prefetch = Promise.all([
+        fetch(new URL(bundle.zip, import.meta.url)).then((r) => r.arrayBuffer()),
+        ...bundle.wheels.map((w) => fetch(new URL(w, wheelsBase)).then((r) => r.arrayBuffer())),
+      ]);
     }
     const pyodide = await pyodidePromise;
     mark("pyodide");
@@ -32,6 +43,12 @@ self.onmessage = async (event) => {
       await prefetch;
       mark("fetched");
       await pyodide.loadPackage(urls, quiet);
+    } else if (mode === "zipimport") {
+      const [zip] = await prefetch;
+      mark("fetched");
+      await pyodide.loadPackage(bundle.wheels.map((w) => new URL(w, wheelsBase).href), quiet);
+      pyodide.FS.writeFile("/lib/site-packages.zip", new Uint8Array(zip));
+      pyodide.runPython("import sys; sys.path.insert(0, '/lib/site-packages.zip')");
     } else {
       await pyodide.loadPackage(new URL(manifest.micropip, wheelsBase).href, quiet);
       mark("micropip");

@@ -1,10 +1,14 @@
 // Bare boot: loadPyodide() and nothing else, as the baseline for the agent's boot time.
+// (bench/stock_python_stdlib.zip is made by `python build.py bench`.)
 import { loadPyodide } from "../pyodide/pyodide.mjs";
 
-self.onmessage = async () => {
+// With stdlib=stock, Pyodide's own python_stdlib.zip (sources only) instead of the site's.
+self.onmessage = async (event) => {
   const t0 = performance.now();
   try {
-    const pyodide = await loadPyodide({ indexURL: new URL("../pyodide/", import.meta.url).href });
+    const options = { indexURL: new URL("../pyodide/", import.meta.url).href };
+    if (event.data.stdlib === "stock") options.stdLibURL = new URL("stock_python_stdlib.zip", import.meta.url).href;
+    const pyodide = await loadPyodide(options);
     pyodide.runPython("1 + 1");
     const timings = { pyodide: performance.now() - t0 };
     self.postMessage({ type: "ready", timings, resources: resources() });

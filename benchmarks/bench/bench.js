@@ -27,7 +27,7 @@ worker.onmessage = (event) => {
 worker.onerror = (event) => {
   window.__bench = { type: "error", page, message: event.message || "worker failed to start" };
 };
-worker.postMessage({ mode: params.get("mode") || "micropip", cspProbe: params.get("cspProbe") });
+worker.postMessage({ mode: params.get("mode") || "micropip", cspProbe: params.get("cspProbe"), stdlib: params.get("stdlib") });
 
 function resourceSummary(e) {
   return { name: e.name, transferSize: e.transferSize, encodedBodySize: e.encodedBodySize, decodedBodySize: e.decodedBodySize };

@@ -53,9 +53,23 @@ def _locate(recording: dict[str, Any], reply: Reply) -> tuple[dict[str, Any], in
     return None
 
 
+# How the loop's feedback after a step begins (py_agent.loop._feedback, the validator,
+# max_loops). A paragraph that begins otherwise is the person's.
+_FEEDBACK = ("Output:", "Error:", "Changes saved", "The step failed", "The person declined", "Your code was refused", "(Stopped")
+
+
 def _failed(feedback: str) -> bool:
-    # The loop's feedback after a step (see py_agent.loop._feedback and the validator).
     return "\nError:\n" in feedback or feedback.startswith("Your code was refused")
+
+
+def _new_request(content: str) -> str | None:
+    """The person's words when they follow the loop's feedback in one merged user turn.
+
+    A turn that was stopped mid-way leaves feedback without a final reply; the next
+    request is then merged into the same user message (see ``messages.to_chat``).
+    """
+    last = content.rsplit("\n\n", 1)[-1].strip()
+    return None if not last or last.startswith(_FEEDBACK) else last
 
 
 def choose_reply(messages: Sequence[ChatMessage], recording: dict[str, Any] | None = None) -> Reply:
@@ -67,7 +81,10 @@ def choose_reply(messages: Sequence[ChatMessage], recording: dict[str, Any] | No
     if last_assistant is not None and last_assistant < len(messages) - 1:
         previous = _as_reply(messages[last_assistant].content)
         found = _locate(recording, previous) if previous else None
-        if found and previous and previous["code"].strip():
+        new_request = _new_request(last_user)
+        if new_request is not None:
+            last_user = new_request
+        elif found and previous and previous["code"].strip():
             conversation, index = found
             if _failed(last_user):
                 return dict(recording["failed"])

@@ -1,7 +1,7 @@
 // Boot: Pyodide starts in a module worker, installs the wheels from this origin,
 // reports its progress, seeds the demo database and hands it to the sql.js replica.
 import { expect, test } from "@playwright/test";
-import { openApp, query } from "./helpers";
+import { openApp, query, screenshot } from "./helpers";
 
 test("boots Python in a worker, shows progress and the seeded tables", async ({ page }) => {
   const boots: any[] = [];
@@ -39,7 +39,7 @@ test("boots Python in a worker, shows progress and the seeded tables", async ({ 
   await expect(page.locator("[data-rows]")).toContainText("Jane Austen");
   await page.locator(".table-tab", { hasText: "customers" }).click();
   await expect(page.locator("[data-rows]")).toContainText("amira.haddad@example.com");
-  await page.screenshot({ path: "test-results/screenshots/ready.png" });
+  await page.screenshot({ path: screenshot("ready.png") });
   expect(errors).toEqual([]);
 });
 

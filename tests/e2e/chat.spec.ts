@@ -2,7 +2,7 @@
 // real provider path: the worker's OpenAI provider -> postMessage -> the page's fetch
 // shim -> a fake model server on loopback, streaming server-sent events.
 import { expect, test } from "@playwright/test";
-import { collectEvents, debugPython, events, openApp, query, scripted, startFakeModel, useFakeModel } from "./helpers";
+import { collectEvents, debugPython, events, openApp, query, screenshot, scripted, startFakeModel, useFakeModel } from "./helpers";
 
 test("the recorded demo model streams a reply whose code really runs", async ({ page }) => {
   await openApp(page);
@@ -25,7 +25,7 @@ test("the recorded demo model streams a reply whose code really runs", async ({ 
     { title: "The Fellowship of the Ring" },
   ]);
   expect(await debugPython(page, "import sqlite3\nresult = sqlite3.connect(runtime.db_path).execute(\"SELECT count(*) FROM books\").fetchone()[0]")).toBe(28);
-  await page.screenshot({ path: "test-results/screenshots/demo-turn.png" });
+  await page.screenshot({ path: screenshot("demo-turn.png") });
 
   // A question the recording answers with a query.
   await page.getByPlaceholder(/Ask something/).fill("Which customers bought nothing this year?");
@@ -83,7 +83,7 @@ test("asking before saving: the step waits for approval, and a decline rolls it 
     await expect(approval).toContainText("Save these changes");
     await expect(page.locator(".changes.pending").last()).toContainText("tags +1");
     expect(await query(page, "SELECT count(*) AS n FROM tags WHERE name = 'approved-one'")).toEqual([{ n: 0 }]);
-    await page.screenshot({ path: "test-results/screenshots/approval.png" });
+    await page.screenshot({ path: screenshot("approval.png") });
     await approval.getByRole("button", { name: "Save changes" }).click();
     await expect(page.locator(".approval.decided")).toHaveText(/You saved these changes/);
     await expect(page.locator(".changes.committed").last()).toContainText("tags +1");

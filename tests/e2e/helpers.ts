@@ -14,7 +14,7 @@ export { ISOLATED_PORT, PLAIN_PORT } from "./ports";
 export type Reply = { message: string; code: string };
 export type ModelRequest = { headers: http.IncomingHttpHeaders; body: any; path: string };
 /** Chooses the reply to a chat-completions request (`turn` counts requests, from 0). */
-export type Script = (request: ModelRequest, turn: number) => Reply;
+export type Script = (request: ModelRequest, turn: number) => Reply | Promise<Reply>;
 
 export interface FakeModel {
   url: string; // base URL, ending in /v1
@@ -41,7 +41,7 @@ export async function startFakeModel(script: Script): Promise<FakeModel> {
       const body = JSON.parse(raw || "{}");
       const request = { headers: req.headers, body, path: req.url };
       requests.push(request);
-      const text = JSON.stringify(script(request, requests.length - 1));
+      const text = JSON.stringify(await script(request, requests.length - 1));
       res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
       const chunk = (delta: object, extra: object = {}) =>
         res.write(`data: ${JSON.stringify({ id: "fake", object: "chat.completion.chunk", model: body.model, choices: [{ index: 0, delta, ...extra }] })}\n\n`);
@@ -120,11 +120,16 @@ export async function startDevServer(...flags: string[]): Promise<{ url: string;
   });
   const stop = () =>
     new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.on("exit", () => resolve());
       child.kill();
     });
   return { url, process: child, stop };
+}
+
+/** Where the specs save the screenshots a person looks at (SCREENSHOTS_DIR to change). */
+export function screenshot(name: string) {
+  return `${process.env.SCREENSHOTS_DIR || "test-results/screenshots"}/${name}`;
 }
 
 // --- the page ---------------------------------------------------------------------------------------

@@ -19,6 +19,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+// Errors from Pyodide carry a minified source line of several MB: print the message only.
+process.on("uncaughtException", (err) => {
+  const text = String((err && err.message) || err);
+  console.error(text.length > 6000 ? "…" + text.slice(-6000) : text);
+  process.exit(2);
+});
 const distWheels = path.join(root, "web/dist/wheels");
 const testWheels = path.join(root, ".cache/test-wheels");
 

@@ -179,17 +179,25 @@ export class AgentClient {
   async persist(snapshot) {
     const patch = { log: this.log };
     if (snapshot.conversation) patch.conversation = this.conversation = snapshot.conversation;
-    if (snapshot.db) {
-      patch.db = this.lastDb = snapshot.db;
-      await this.replica.load(snapshot.db);
-    }
-    await saves.save(this.schema, patch);
+    if (snapshot.db) patch.db = this.lastDb = snapshot.db;
+    // Queue the save before any await, so saves land in the order the snapshots came.
+    const saved = saves.save(this.schema, patch);
+    if (snapshot.db) await this.replica.load(snapshot.db);
+    await saved;
     this.emit({ type: "saved", reason: snapshot.reason, db: Boolean(snapshot.db) });
+  }
+
+  /** Whether a turn is in progress; the UI follows the `running` event whoever started it. */
+  setRunning(running) {
+    if (running === this.running) return;
+    this.running = running;
+    if (!running) this.executing = false;
+    this.emit({ type: "running", running });
   }
 
   turnEnded(message) {
     clearTimeout(this.watchdog);
-    this.running = this.executing = false;
+    this.setRunning(false);
     this.emit(message);
     const turn = this.turn;
     this.turn = null;
@@ -218,14 +226,14 @@ export class AgentClient {
   async send(text) {
     await this.ready;
     if (this.running) throw new Error("the agent is still working on the previous message");
-    this.running = true;
+    this.setRunning(true);
     const done = new Promise((resolve) => (this.turn = { resolve }));
     this.worker.postMessage({ type: "send", text });
     return done;
   }
 
   decide(approved) {
-    this.running = true;
+    this.setRunning(true);
     const done = new Promise((resolve) => (this.turn = { resolve }));
     this.worker.postMessage({ type: approved ? "approve" : "decline" });
     return done;

@@ -85,7 +85,7 @@ for (const type of [
 ]) {
   agent.on(type, (event) => transcript.render(event));
 }
-agent.on("turn_end", () => setBusy(false));
+agent.on("running", (event) => setBusy(event.running));
 agent.on("saved", (event) => event.db && tables.render());
 agent.on("reset", () => {
   transcript.clear();
@@ -96,12 +96,10 @@ async function send(text) {
   text = text.trim();
   if (!text || agent.running) return;
   ui.input.value = "";
-  setBusy(true);
   try {
     await agent.send(text);
   } catch (error) {
     transcript.render({ type: "error", kind: "page", message: error.message, hint: "" });
-    setBusy(false);
   }
 }
 
@@ -258,6 +256,8 @@ window.pyAgent = {
   debug: (code) => agent.debug(code),
   scan: (needle) => agent.scan(needle),
 };
+
+if (agent.testHooks) window.__agent = agent; // tests may talk to the worker directly
 
 start().catch((error) => {
   setStatus("error", "Stopped");

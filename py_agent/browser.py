@@ -1,26 +1,39 @@
 """The Python side of the browser worker: transport, command driver, snapshots.
 
 This is the only module of py-agent that touches ``js``/``pyodide``, and only
-inside :func:`start` and the small adapters it builds, so the rest (the
-transport, the command handling) imports and runs on CPython for unit tests.
+inside :func:`start` and :class:`JsRuntime`, so the rest (the transport, the
+command handling) imports and runs on CPython, where it is unit-tested.
 
-The worker's JavaScript (``web/app/worker.js``) boots Pyodide, installs the
-wheels and then hands every message from the page to :meth:`Runtime.handle`.
-Messages are JSON objects with a ``type``; a message may carry one binary
-field (``bytes`` for fetch chunks, ``db`` for database files) which travels
-as a ``Uint8Array`` beside the JSON.
+``web/app/worker.js`` boots Pyodide, installs the wheels and hands every
+message from the page to :meth:`JsRuntime.handle`. Messages are JSON objects
+with a ``type``; one may carry one binary field (``bytes`` for fetch chunks,
+``db`` for database files), which travels as a ``Uint8Array`` beside the JSON.
+Commands may carry a ``request`` id, echoed by their reply or ``error``.
 
-Page -> worker: ``open``, ``configure``, ``send``, ``approve``, ``decline``,
-``abort``, ``interrupt``, ``reset``, ``export``, ``import``, ``fetch_start``,
-``fetch_chunk``, ``fetch_end``, ``fetch_error`` and, with test hooks on,
-``debug``. Worker -> page: the core's events (``py_agent.events``) as they
-are, plus ``ready``, ``snapshot``, ``fetch``, ``fetch_abort``, ``exported``,
-``imported``, ``reset_done``, ``debug_result`` and ``error`` for failures of
-the commands themselves.
+Page -> worker
+    ``init {shared, testHooks}`` (read by worker.js: the interrupt memory);
+    ``open {schema, conversation?, db?}``; ``configure {provider, model, baseUrl,
+    approve: "auto"|"ask", maxLoops?}`` (never a key); ``send {text}``;
+    ``approve``; ``decline``; ``abort``; ``interrupt``; ``reset``; ``export``;
+    ``import {db}``; ``fetch_start {id, status, headers}``; ``fetch_chunk {id,
+    bytes}``; ``fetch_end {id}``; ``fetch_error {id, kind, message, hint}``;
+    with test hooks: ``debug {code}`` and ``debug_scan {needle}``.
+Worker -> page
+    ``boot {stage, message, loaded, total}``, ``booted {ms, isolated}`` and
+    ``fatal {message, hint}`` (from worker.js); the core's events as they are
+    (``py_agent.events``: system, signal, user_message, message_delta, ...,
+    turn_end); ``ready {schema, restored, tables, python, messages}``;
+    ``configured {model}``; ``snapshot {reason, conversation, db?}`` (``db``
+    after every commit, import, reset and the first seed); ``fetch {id, method,
+    url, headers, body, auth, stream, timeouts}``; ``fetch_abort {id}``;
+    ``exported {db}``; ``imported {tables}``; ``reset_done {tables}``;
+    ``debug_result {ok, value}``, ``debug_scan_result {heap, files}``; and
+    ``error {kind, message, hint, command?}`` when a command fails.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib
 import itertools
@@ -177,10 +190,18 @@ def check_database(data: bytes) -> list[str]:
     try:
         with closing(sqlite3.connect(":memory:")) as conn:
             conn.deserialize(data)
-            rows = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(3)")]
     except sqlite3.DatabaseError as exc:
         return [f"SQLite cannot read it: {exc}"]
-    return [] if rows == ["ok"] else rows[:5]
+    if rows == ["ok"]:
+        return []
+    # Name the first real problem, cut short: a wrecked file can report thousands.
+    lines = [line for row in rows for line in row.splitlines() if line and not line.startswith("***")]
+    return [f"its integrity check failed ({_shorten(lines[0] if lines else 'no details', 120)})"]
+
+
+def _shorten(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def table_counts(path: str) -> dict[str, int]:
@@ -206,7 +227,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-def provider_from_config(config: dict[str, Any], transport: Any, latest_request: Callable[[], str] | None = None) -> Any:
+def provider_from_config(config: dict[str, Any], transport: Any) -> Any:
     """The provider the settings name; the demo model when there is none."""
     name = (config.get("provider") or "demo").strip()
     if name == "demo":
@@ -362,7 +383,12 @@ class Runtime:
                 seed_fn(session)
                 session.commit()
             seeded = True
-        self.state = State.from_dict(conversation, engine=self.engine) if conversation else State(engine=self.engine)
+        try:
+            self.state = State.from_dict(conversation, engine=self.engine) if conversation else State(engine=self.engine)
+        except (KeyError, TypeError, ValueError) as exc:
+            # A conversation saved by another version must not keep the app from starting.
+            self.error("restore", "the saved conversation could not be read, so a new one was started", f"{type(exc).__name__}: {exc}")
+            self.state = State(engine=self.engine)
         self._build_agent()
         return seeded
 
@@ -529,7 +555,7 @@ class Runtime:
 
         async def reset() -> None:
             if self.busy:
-                self.state.abort()
+                self.on_abort(message, data)
                 await asyncio.wait([self.task])  # type: ignore[list-item]
             self._close_state()
             if os.path.exists(self.db_path):
@@ -547,8 +573,7 @@ class Runtime:
         namespace: dict[str, Any] = {"runtime": self}
         reply: dict[str, Any] = {"type": "debug_result", "request": message.get("request")}
         try:
-            flags = __import__("ast").PyCF_ALLOW_TOP_LEVEL_AWAIT
-            result = eval(compile(code, "<debug>", "exec", flags=flags), namespace)  # noqa: S307 - test hook
+            result = eval(compile(code, "<debug>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)  # noqa: S307 - test hook
             if asyncio.iscoroutine(result):
                 await result
             value = namespace.get("result")

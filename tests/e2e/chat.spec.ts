@@ -15,7 +15,7 @@ test("the recorded demo model streams a reply whose code really runs", async ({ 
   expect((await events(page, "code_delta")).length).toBeGreaterThan(3);
 
   const step = page.locator("article.step").first();
-  await expect(step.locator("figure.code")).toContainText('Author(name="J. R. R. Tolkien"');
+  await expect(step.locator("figure.code")).toContainText('tolkien = Author(name=name');
   await expect(step.locator("pre.output")).toContainText("The Hobbit (1937)");
   await expect(step.locator(".changes.committed")).toContainText("books +2");
 
@@ -84,6 +84,10 @@ test("asking before saving: the step waits for approval, and a decline rolls it 
     await expect(page.locator(".changes.pending").last()).toContainText("tags +1");
     expect(await query(page, "SELECT count(*) AS n FROM tags WHERE name = 'approved-one'")).toEqual([{ n: 0 }]);
     await page.screenshot({ path: screenshot("approval.png") });
+    // While a step waits, a new message is refused with a reason, and the page is not stuck.
+    const refused = await page.evaluate(() => (window as any).pyAgent.send("Something else"));
+    expect(refused).toMatchObject({ type: "error", command: "send", message: "a step is waiting for approval" });
+    await expect(page.locator("[data-status]")).toHaveText("Ready");
     await approval.getByRole("button", { name: "Save changes" }).click();
     await expect(page.locator(".approval.decided")).toHaveText(/You saved these changes/);
     await expect(page.locator(".changes.committed").last()).toContainText("tags +1");

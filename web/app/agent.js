@@ -12,6 +12,8 @@ const LOGGED = new Set([
   "user_message", "assistant_reply", "malformed_reply", "validation_failed", "execution_result",
   "changes", "approval_required", "approval_decision", "error", "turn_end", "notice",
 ]);
+// Commands that start a turn: if the worker refuses one, no turn_end will follow.
+const TURN_COMMANDS = new Set(["send", "approve", "decline"]);
 const INTERRUPT_GRACE_MS = 2500; // after an interrupt, how long the worker has to end the turn
 const ABORT_GRACE_MS = 8000; // after Stop, before the worker is presumed stuck
 
@@ -94,9 +96,10 @@ export class AgentClient {
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => this.fatal(`The worker failed to load: ${event.message || "unknown error"}`);
     this.worker.postMessage({ type: "init", shared: this.shared, testHooks: this.testHooks });
+    // Settings first, so the agent is built once, when the database opens.
+    this.worker.postMessage(this.configMessage());
     const db = this.lastDb ? this.lastDb.slice() : undefined;
     this.worker.postMessage({ type: "open", schema: this.schema, conversation: this.conversation, db }, db ? [db.buffer] : []);
-    this.worker.postMessage(this.configMessage());
   }
 
   configMessage() {
@@ -171,6 +174,7 @@ export class AgentClient {
         break;
       case "error":
         if (message.request) this.settle(message, new Error(message.hint ? `${message.message} (${message.hint})` : message.message));
+        if (TURN_COMMANDS.has(message.command)) this.refused(message);
         break;
     }
     this.emit(message);
@@ -193,6 +197,15 @@ export class AgentClient {
     this.running = running;
     if (!running) this.executing = false;
     this.emit({ type: "running", running });
+  }
+
+  /** The worker refused to start a turn (e.g. a step waits for approval): nothing runs. */
+  refused(error) {
+    clearTimeout(this.watchdog);
+    this.setRunning(false);
+    const turn = this.turn;
+    this.turn = null;
+    turn?.resolve(error);
   }
 
   turnEnded(message) {
@@ -222,7 +235,7 @@ export class AgentClient {
     else pending.resolve(message);
   }
 
-  /** Send a message; resolves with the turn_end event. */
+  /** Send a message; resolves with the turn_end event (or the error event if it was refused). */
   async send(text) {
     await this.ready;
     if (this.running) throw new Error("the agent is still working on the previous message");

@@ -56,9 +56,9 @@ let agentReady = false;
 
 agent.on("boot", showBoot);
 agent.on("restarted", () => {
+  // The transcript already says why (an error note from the client).
   agentReady = false;
   setStatus("booting", "Restarting…");
-  transcript.render({ type: "notice", message: "Python was restarted; the database was restored from its last committed step." });
 });
 agent.on("ready", (event) => {
   agentReady = true;
@@ -183,8 +183,8 @@ ui.dialog.addEventListener("close", async () => {
   try {
     await agent.configure(values);
     transcript.render({ type: "notice", message: `Now using ${modelLabel()}.` });
-  } catch (error) {
-    transcript.render({ type: "error", kind: "configuration", message: error.message, hint: "" });
+  } catch {
+    // The worker's error event is already in the transcript, with its hint.
   }
   showModelNote();
 });

@@ -58,8 +58,11 @@ export class Replica {
     let db;
     try {
       db = new SQL.Database(bytes);
-      const rows = db.exec("PRAGMA integrity_check")[0]?.values.map((row) => String(row[0])) ?? [];
-      return rows.length === 1 && rows[0] === "ok" ? [] : rows.slice(0, 5);
+      const rows = db.exec("PRAGMA integrity_check(3)")[0]?.values.map((row) => String(row[0])) ?? [];
+      if (rows.length === 1 && rows[0] === "ok") return [];
+      // Name the first real problem, cut short: a wrecked file can report thousands.
+      const lines = rows.flatMap((row) => row.split("\n")).filter((line) => line && !line.startsWith("***"));
+      return [`its integrity check failed (${shorten(lines[0] ?? rows[0] ?? "no details", 120)})`];
     } catch (error) {
       return [`SQLite cannot read it: ${error.message}`];
     } finally {
@@ -117,6 +120,10 @@ export class TableBrowser {
     this.caption.textContent =
       table.count > PAGE_ROWS ? `${table.name}: first ${shown} of ${table.count.toLocaleString()} rows` : `${table.name}: ${table.count} rows`;
   }
+}
+
+function shorten(text, length) {
+  return text.length > length ? `${text.slice(0, length - 1)}…` : text;
 }
 
 function formatCell(value) {

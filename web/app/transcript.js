@@ -45,14 +45,11 @@ export class Transcript {
   render(event, live = true) {
     const handler = this[`on_${event.type}`];
     if (!handler) return;
+    // Follow the conversation unless the person has scrolled up to read.
+    const follow = this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < 120;
     this.welcome.hidden = true;
     handler.call(this, event, live);
-    if (live) this.scroll();
-  }
-
-  scroll() {
-    const nearBottom = this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < 160;
-    if (nearBottom || this.root.dataset.follow !== "off") this.root.scrollTop = this.root.scrollHeight;
+    if (live && follow) this.root.scrollTop = this.root.scrollHeight;
   }
 
   // --- containers ------------------------------------------------------------------------

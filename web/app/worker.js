@@ -123,7 +123,7 @@ function report(stage, message, force = true) {
 // library, the wheels) so the page can show a real progress bar. Bodies arrive
 // decompressed, so the total is in uncompressed bytes too: the manifest's sizes for
 // the wheels, and for the runtime its sizes when listed, else an estimate.
-const RUNTIME_BYTES_ESTIMATE = 12.3e6; // pyodide.asm.wasm + python_stdlib.zip + lock file, 314.0.7
+const RUNTIME_BYTES_ESTIMATE = 19.4e6; // pyodide.asm.wasm + the compiled python_stdlib.zip + lock file, as built
 const realFetch = self.fetch.bind(self);
 function countingFetch(input, init) {
   return realFetch(input, init).then((response) => {
@@ -187,11 +187,11 @@ failures`,
   }
   self.fetch = realFetch; // boot is over: model code gets the plain (CSP-bound) fetch
 
-  const init = await initialised;
+  await initialised;
   if (views) pyodide.setInterruptBuffer(views.interrupt);
   const browser = pyodide.pyimport("py_agent.browser");
-  runtime = browser.start(fromPython, views?.executing, views?.interrupt, Boolean(init.testHooks));
-  if (init.testHooks) self.pyodide = pyodide; // lets tests reach Python outside the agent
+  runtime = browser.start(fromPython, views?.executing, views?.interrupt, testHooks);
+  if (testHooks) self.pyodide = pyodide; // lets tests reach Python outside the agent
   report("database", "Opening the database");
   post({ type: "booted", ms: Math.round(performance.now() - started), isolated: Boolean(views) });
   for (const message of pending.splice(0)) deliver(message);

@@ -528,10 +528,12 @@ def test_duplicate_class_names_raise_schema_error() -> None:
 
         return Thing
 
-    make("things_a")
-    make("things_b")
+    # Keep the classes alive: SQLAlchemy's registry holds them weakly, so a GC pass
+    # between definition and rendering would otherwise make this test flaky.
+    kept = [make("things_a"), make("things_b")]
     with pytest.raises(SchemaError, match="named Thing"):
         render_schema(DupBase)
+    assert len(kept) == 2
 
 
 # --------------------------------------------------------------------------- demo data

@@ -235,7 +235,8 @@ def build_stdlib(site_wheels: list[Path], micropip: Path) -> Path:
         raise BuildError(f"py_agent imports {', '.join(dropped)}, which the site leaves out of the "
                          "standard library: remove it from STDLIB_DROP in build.py")
     key = sha256_bytes(json.dumps([sha256_file(src), [sha256_file(w) for w in third_party + [micropip]],
-                                   extra, STDLIB_DROP, STDLIB_VERSION], sort_keys=True).encode())[:16]
+                                   extra, STDLIB_DROP, STDLIB_VERSION,
+                                   sha256_file(TOOLS / "compile_stdlib.mjs")], sort_keys=True).encode())[:16]
     target = CACHE / "stdlib" / f"{key}-python_stdlib.zip"
     if target.exists():
         return target
@@ -415,7 +416,10 @@ def compile_wheels(wheels: list[Path], out_dir: Path) -> list[Path]:
         name = wheel_name_version(wheel.name)[0]
         options = {"keep_source": name in KEEP_SOURCE, "strip_docstrings": name in STRIP_DOCSTRINGS,
                    "drop": DROP.get(name, [])}
+        # The compiler script's own hash is part of the key, so editing it recompiles
+        # (a stale cached wheel once broke `import sqlalchemy` in Pyodide).
         key = sha256_bytes(json.dumps([sha256_file(wheel), options, COMPILER_VERSION,
+                                       sha256_file(TOOLS / "compile_wheels.mjs"),
                                        PYODIDE_VERSION], sort_keys=True).encode())
         target = out_dir / wheel.name
         stamp = out_dir / (wheel.name + ".key")

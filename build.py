@@ -148,6 +148,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+
+def run_node_tool(script: str, job: object) -> None:
+    """Run ``tools/<script>`` under Node with its job description in a temporary JSON file."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    try:
+        run(["node", TOOLS / script, f.name])
+    finally:
+        os.unlink(f.name)
+
 def norm_name(name: str) -> str:
     """PEP 503 normalised project name, with underscores (as in wheel file names)."""
     return name.lower().replace("-", "_").replace(".", "_")
@@ -245,12 +255,7 @@ def build_stdlib(site_wheels: list[Path], micropip: Path) -> Path:
     wheels_dir = third_party[0].parent
     job = {"src": str(src), "dst": str(target), "drop": STDLIB_DROP, "wheels_dir": str(wheels_dir),
            "micropip": micropip.name, "wheels": [w.name for w in third_party], "extra_imports": extra}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(job, f)
-    try:
-        run(["node", TOOLS / "compile_stdlib.mjs", f.name])
-    finally:
-        os.unlink(f.name)
+    run_node_tool("compile_stdlib.mjs", job)
     return target
 
 
@@ -428,12 +433,7 @@ def compile_wheels(wheels: list[Path], out_dir: Path) -> list[Path]:
         results.append(target)
     if jobs:
         log(f"compiling {len(jobs)} wheel(s) to .pyc with Pyodide {PYODIDE_VERSION} under Node…")
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(jobs, f)
-        try:
-            run(["node", TOOLS / "compile_wheels.mjs", f.name])
-        finally:
-            os.unlink(f.name)
+        run_node_tool("compile_wheels.mjs", jobs)
         for job in jobs:
             Path(job["stamp"]).write_text(job["key"])
     return results
@@ -522,12 +522,7 @@ def precompress(dist: Path) -> None:
     if todo_br:
         total = sum(Path(j["src"]).stat().st_size for j in todo_br)
         log(f"brotli-compressing {len(todo_br)} file(s), {human(total)} (cached afterwards)…")
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(todo_br, f)
-        try:
-            run(["node", TOOLS / "precompress.mjs", f.name])
-        finally:
-            os.unlink(f.name)
+        run_node_tool("precompress.mjs", todo_br)
     for p in candidates:
         digest = sha256_file(p)
         size = p.stat().st_size

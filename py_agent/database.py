@@ -17,10 +17,12 @@ decides (approval). On SQLite the connection also gets:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -194,22 +196,17 @@ class Database:
                     tx.rollback()
                 raise
 
-    def _controlled(self) -> "_Control":
-        return _Control(self)
+    @contextlib.contextmanager
+    def _controlled(self) -> Iterator[None]:
+        """While open, the authorizer lets the loop's own COMMIT/ROLLBACK through."""
+        self._control = True
+        try:
+            yield
+        finally:
+            self._control = False
 
     def close(self) -> None:
         self.rollback_step()
         self.session.close()
         if self._owns_connection:
             self.connection.close()
-
-
-class _Control:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db._control = True
-
-    def __exit__(self, *exc: object) -> None:
-        self.db._control = False

@@ -84,9 +84,13 @@ class BoundedOutput:
         )
 
 
-def _compile(code: str, filename: str) -> CodeType:
-    """Compile with top-level await; a bare last expression is kept in ``_`` for display."""
-    tree = ast.parse(code, filename=filename, mode="exec")
+def _compile(code: str, filename: str, tree: ast.Module | None = None) -> tuple[CodeType, bool]:
+    """Compile with top-level await; a bare last expression is kept in ``_`` for display.
+
+    Returns the code object and whether its last statement was such an expression.
+    """
+    if tree is None:
+        tree = ast.parse(code, filename=filename, mode="exec")
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = tree.body[-1]
         # Locate only the two new nodes: fix_missing_locations walks the whole tree
@@ -97,14 +101,7 @@ def _compile(code: str, filename: str) -> CodeType:
     else:
         show_last = False
     compiled = compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    return compiled if not show_last else _Marked(compiled)  # type: ignore[return-value]
-
-
-class _Marked:
-    """A code object tagged 'its last statement was an expression'."""
-
-    def __init__(self, code: CodeType) -> None:
-        self.code = code
+    return compiled, show_last
 
 
 def model_traceback(exc: BaseException, filename: str, source: str) -> str:
@@ -187,19 +184,19 @@ class Executor:
         self.timeout = timeout
         self.steps = 0
 
-    async def run(self, code: str, *, filename: str | None = None) -> Outcome:
+    async def run(self, code: str, *, filename: str | None = None, tree: ast.Module | None = None) -> Outcome:
+        """Run ``code``; ``tree`` is its already-parsed AST if the caller has one (it is modified)."""
         self.steps += 1
         filename = filename or f"<step {self.steps}>"
         sink = BoundedOutput(self.max_output)
         started = time.perf_counter()
         error: str | None = None
         try:
-            compiled = _compile(code, filename)
+            code_obj, show_last = _compile(code, filename, tree)
         except SyntaxError as exc:
             return Outcome("", f"SyntaxError: {exc.msg} (line {exc.lineno})", 0.0)
-        show_last = isinstance(compiled, _Marked)
-        code_obj = compiled.code if isinstance(compiled, _Marked) else compiled
-        self.namespace.pop(_LAST_VALUE, None) if show_last else None
+        if show_last:
+            self.namespace.pop(_LAST_VALUE, None)
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), _Deadline(self.timeout):
                 result = eval(code_obj, self.namespace)  # noqa: S307 - checked code, curated builtins

@@ -9,12 +9,14 @@ Every path leaves the state usable: the next call continues the conversation.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy
 from pydantic import BaseModel
 
 from . import events as ev
@@ -30,7 +32,7 @@ from .schema import render_schema, schema_symbols
 from .state import PendingStep, State
 from .sync import iterate
 from .tools import Toolbox
-from .validator import Policy, check
+from .validator import Policy, check_parsed
 
 # SQLAlchemy names model code uses on almost every step; pre-imported to save a step.
 SQL_HELPERS = ("select", "func", "and_", "or_", "not_", "insert", "update", "delete", "text", "desc", "asc")
@@ -67,18 +69,18 @@ class Agent:
         self.base = base
         self.provider = resolve(model, **dict(provider_options or {}))
         self.toolbox = Toolbox(tools)
+        self.symbols = schema_symbols(base)
         policy = policy or (Policy.with_imports(allowed_imports) if allowed_imports else Policy())
         # A column may be called `engine` or `connection`: the schema's own attribute
         # names must never be refused as "reaching past the session".
-        self.policy = dataclasses.replace(policy, allowed_attributes=policy.allowed_attributes | _attribute_names(base))
+        self.policy = dataclasses.replace(
+            policy, allowed_attributes=policy.allowed_attributes | _attribute_names(self.symbols)
+        )
         self.reply_model: type[BaseModel] = reply_model(output_extensions)
         self.approve = approve
         self.max_loops = max_loops
         self.timeout = timeout
         self.max_output = max_output
-        import sqlalchemy
-
-        self.symbols = schema_symbols(base)
         self.helpers = {name: getattr(sqlalchemy, name) for name in SQL_HELPERS}
         self.system_prompt, self.prompt_warnings = render_prompt(
             schema=render_schema(base),
@@ -182,14 +184,14 @@ class Agent:
                 yield state.publish(
                     ev.AssistantReply(step, message, code, extensions, completion.model, completion.usage.input_tokens, completion.usage.output_tokens)
                 )
-                state.last_reply = reply  # type: ignore[attr-defined]
+                state.last_reply = reply
                 if not code.strip():
                     yield state.publish(self._end(state, "done", steps))
                     return
 
                 # 3. check the code
                 yield state.publish(ev.SignalEvent(ev.Signal.VALIDATION, step))
-                violations = check(code, self.policy)
+                violations, tree = check_parsed(code, self.policy)
                 if violations:
                     text = "\n".join(str(v) for v in violations)
                     state.messages.append(ResultMessage(f"Your code was refused before it ran:\n{text}\nRewrite it without these."))
@@ -198,7 +200,7 @@ class Agent:
 
                 # 4. run it in a transaction
                 yield state.publish(ev.SignalEvent(ev.Signal.EXECUTION, step))
-                outcome = await self._execute(state, executor, code)
+                outcome = await self._execute(state, executor, code, tree)
                 yield state.publish(ev.ExecutionResult(step, outcome.output, outcome.error, round(outcome.duration_ms, 3), outcome.truncated))
                 db = state.db
                 tables = db.changes()
@@ -206,11 +208,11 @@ class Agent:
                     db.rollback_step()
                     if tables:
                         yield state.publish(ev.Changes(step, tables, "rolled_back"))
-                    state.messages.append(ResultMessage(_feedback(outcome, tables, "rolled_back")))
+                    state.messages.append(ResultMessage(_feedback(outcome.output, outcome.error, tables, "rolled_back")))
                     continue
                 if not tables:
                     db.commit_step()
-                    state.messages.append(ResultMessage(_feedback(outcome, tables, "none")))
+                    state.messages.append(ResultMessage(_feedback(outcome.output, None, tables, "none")))
                     continue
 
                 # 5. approval
@@ -218,7 +220,6 @@ class Agent:
                 if self.approve is None:
                     state.pending = pending
                     state._decision = None
-                    state._pending_outcome = outcome  # type: ignore[attr-defined]
                     yield state.publish(ev.Changes(step, tables, "pending"))
                     yield state.publish(ev.SignalEvent(ev.Signal.APPROVAL, step))
                     yield state.publish(ev.ApprovalRequired(step, code, tables))
@@ -226,32 +227,28 @@ class Agent:
                     return
                 approved = await self._ask(pending)
                 state.pending = pending
-                state._pending_outcome = outcome  # type: ignore[attr-defined]
                 for event in self._decide(state, approved, announce=self.approve is not True):
                     yield state.publish(event)
         except PyAgentError as exc:
             self._rollback_open_step(state)
             yield state.publish(ev.ErrorEvent(getattr(exc, "kind", "error"), exc.message, exc.hint, state.step))
             yield state.publish(self._end(state, "error", steps))
-        except GeneratorExit:
+        except Exception as exc:
+            self._rollback_open_step(state)
+            yield state.publish(
+                ev.ErrorEvent("internal", f"{type(exc).__name__}: {exc}", "this is a bug in py-agent or a tool; the conversation can continue", state.step)
+            )
+            yield state.publish(self._end(state, "error", steps))
+        except BaseException:  # cancellation, GeneratorExit: undo the open step and let it through
             self._rollback_open_step(state)
             raise
-        except BaseException as exc:
-            self._rollback_open_step(state)
-            if isinstance(exc, Exception):
-                yield state.publish(
-                    ev.ErrorEvent("internal", f"{type(exc).__name__}: {exc}", "this is a bug in py-agent or a tool; the conversation can continue", state.step)
-                )
-                yield state.publish(self._end(state, "error", steps))
-            else:
-                raise
 
-    async def _execute(self, state: State, executor: Executor, code: str) -> Outcome:
+    async def _execute(self, state: State, executor: Executor, code: str, tree: ast.Module | None) -> Outcome:
         db = state.db
         db.begin_step()
         db.deadline = time.monotonic() + self.timeout if self.timeout else None
         try:
-            outcome = await executor.run(code, filename=f"<step {state.step}>")
+            outcome = await executor.run(code, filename=f"<step {state.step}>", tree=tree)
             if outcome.error is None:
                 try:
                     db.flush()
@@ -275,7 +272,6 @@ class Agent:
         """Commit or roll back the pending step and tell the model what happened."""
         pending = state.pending
         assert pending is not None
-        outcome: Outcome = getattr(state, "_pending_outcome", Outcome(pending.output, None, 0.0))
         db = state.db
         if approved:
             db.commit_step()
@@ -284,7 +280,7 @@ class Agent:
         state.pending = None
         state._decision = None
         status = "committed" if approved else "declined"
-        state.messages.append(ResultMessage(_feedback(outcome, pending.tables, status)))
+        state.messages.append(ResultMessage(_feedback(pending.output, None, pending.tables, status)))
         out: list[ev.Event] = []
         if announce:
             out.append(ev.ApprovalDecision(pending.step, approved))
@@ -300,11 +296,11 @@ class Agent:
         return ev.TurnEnd(reason, steps, state.usage.input_tokens, state.usage.output_tokens)
 
 
-def _attribute_names(base: Any) -> frozenset[str]:
+def _attribute_names(symbols: Mapping[str, Any]) -> frozenset[str]:
     from sqlalchemy import inspect as sa_inspect
 
     names: set[str] = set()
-    for cls in schema_symbols(base).values():
+    for cls in symbols.values():
         if isinstance(cls, type):
             try:
                 mapper = sa_inspect(cls)
@@ -331,11 +327,11 @@ def summarize(tables: Mapping[str, Mapping[str, int]]) -> str:
     return "; ".join(parts)
 
 
-def _feedback(outcome: Outcome, tables: Mapping[str, Mapping[str, int]], status: str) -> str:
+def _feedback(output: str, error: str | None, tables: Mapping[str, Mapping[str, int]], status: str) -> str:
     """The result message the model reads after a step."""
-    lines = ["Output:", outcome.output.rstrip() or "(nothing printed)"]
-    if outcome.error:
-        lines += ["Error:", outcome.error]
+    lines = ["Output:", output.rstrip() or "(nothing printed)"]
+    if error:
+        lines += ["Error:", error]
     if status == "rolled_back":
         lines.append("The step failed, so its changes were rolled back" + (f" ({summarize(tables)})." if tables else "."))
     elif status == "committed":

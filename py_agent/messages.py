@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,8 +61,6 @@ class ResultMessage(Message):
 
 
 def _reply_json(message: AssistantMessage) -> str:
-    import json
-
     return json.dumps({**message.extensions, "message": message.message, "code": message.code}, ensure_ascii=False)
 
 

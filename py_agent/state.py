@@ -43,6 +43,7 @@ class State:
     usage: Usage = field(default_factory=Usage)
     step: int = 0
     pending: PendingStep | None = None
+    last_reply: Any = field(default=None, repr=False)  # the last parsed reply (an instance of the extensions)
     namespace: dict[str, Any] = field(default_factory=dict, repr=False)
     _db: Database | None = field(default=None, repr=False)
     _decision: bool | None = field(default=None, repr=False)

@@ -403,9 +403,17 @@ def check(code: str, policy: Policy | None = None) -> list[Violation]:
 
     Top-level ``await`` is accepted (the code is parsed, not compiled).
     """
+    return check_parsed(code, policy)[0]
+
+
+def check_parsed(code: str, policy: Policy | None = None) -> tuple[list[Violation], ast.Module | None]:
+    """Like :func:`check`, and also the parsed tree (None when the code did not parse).
+
+    The loop hands the tree on to the executor, so a step's code is parsed once.
+    """
     policy = policy or DEFAULT_POLICY
     if _too_deep(code):
-        return [_too_complex()]
+        return [_too_complex()], None
     try:
         tree = ast.parse(code, mode="exec")
     except SyntaxError as err:
@@ -413,14 +421,14 @@ def check(code: str, policy: Policy | None = None) -> list[Violation]:
         col = err.offset or 1
         return [
             Violation("syntax", f"the code does not parse: {err.msg}. Fix the syntax and send the whole code again.", line, col)
-        ]
+        ], None
     except ValueError as err:  # e.g. source containing NUL bytes
-        return [Violation("syntax", f"the code does not parse: {err}. Send plain Python source.", 1, 1)]
+        return [Violation("syntax", f"the code does not parse: {err}. Send plain Python source.", 1, 1)], None
     except (RecursionError, MemoryError):  # the parser's own limits, e.g. "-" * 100_000 + "1"
-        return [_too_complex()]
+        return [_too_complex()], None
     checker = _Checker(code, policy)
     checker.visit_all(tree)
-    return sorted(checker.violations, key=lambda v: (v.line, v.col))
+    return sorted(checker.violations, key=lambda v: (v.line, v.col)), tree
 
 
 def validate(code: str, policy: Policy | None = None) -> None:

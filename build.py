@@ -40,7 +40,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DIST = ROOT / "web" / "dist"
+# PY_AGENT_DIST lets several people (or helpers) build and test side by side in one tree.
+DIST = Path(os.environ["PY_AGENT_DIST"]).resolve() if os.environ.get("PY_AGENT_DIST") else ROOT / "web" / "dist"
 APP = ROOT / "web" / "app"
 BENCH_PAGES = ROOT / "benchmarks" / "bench"
 CACHE = ROOT / ".cache"

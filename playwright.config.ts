@@ -7,6 +7,9 @@
 import { defineConfig } from "@playwright/test";
 import { ISOLATED_PORT, PLAIN_PORT } from "./tests/e2e/ports";
 
+// PY_AGENT_DIST: serve another build than web/dist (lets several builds be tested side by side).
+const DIST = process.env.PY_AGENT_DIST || "web/dist";
+
 export default defineConfig({
   testDir: "tests/e2e",
   testMatch: "*.spec.ts",
@@ -18,7 +21,7 @@ export default defineConfig({
   retries: 0,
   forbidOnly: Boolean(process.env.CI),
   reporter: [["list"]],
-  outputDir: "test-results",
+  outputDir: process.env.PY_AGENT_E2E_OUTPUT || "test-results",
   use: {
     baseURL: `http://127.0.0.1:${ISOLATED_PORT}`,
     browserName: "chromium",
@@ -39,13 +42,13 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `python tools/devserver.py --port ${ISOLATED_PORT} --dir web/dist`,
+      command: `python tools/devserver.py --port ${ISOLATED_PORT} --dir ${DIST}`,
       url: `http://127.0.0.1:${ISOLATED_PORT}/index.html`,
       reuseExistingServer: !process.env.CI,
       timeout: 30_000,
     },
     {
-      command: `python tools/devserver.py --port ${PLAIN_PORT} --dir web/dist --no-isolation`,
+      command: `python tools/devserver.py --port ${PLAIN_PORT} --dir ${DIST} --no-isolation`,
       url: `http://127.0.0.1:${PLAIN_PORT}/index.html`,
       reuseExistingServer: !process.env.CI,
       timeout: 30_000,

@@ -40,7 +40,7 @@ const mb = (b) => `${(b / 1e6).toFixed(2)} MB`;
 
 function startServer() {
   return new Promise((resolve, reject) => {
-    const proc = spawn("python3", [path.join(root, "tools/devserver.py"), "--port", opt("port", "0"), "--dir", path.join(root, "web/dist")], {
+    const proc = spawn("python3", [path.join(root, "tools/devserver.py"), "--port", opt("port", "0"), "--dir", (process.env.PY_AGENT_DIST ? path.resolve(process.env.PY_AGENT_DIST) : path.join(root, "web/dist"))], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";

@@ -25,10 +25,10 @@ from py_agent import Agent, FunctionProvider, State, UserMessage  # noqa: E402
 from py_agent import events as ev  # noqa: E402
 from py_agent.database import Database  # noqa: E402
 from py_agent.demo import Base, create_demo_engine, library  # noqa: E402
-from py_agent.executor import Executor  # noqa: E402
-from py_agent.sandbox import safe_builtins  # noqa: E402
+from py_agent.sandbox.executor import Executor  # noqa: E402
+from py_agent.sandbox.runtime import safe_builtins  # noqa: E402
 from py_agent.schema import render_schema  # noqa: E402
-from py_agent.validator import Policy, check, check_parsed  # noqa: E402
+from py_agent.sandbox.validator import Policy, check, check_parsed  # noqa: E402
 
 STEP = """\
 from decimal import Decimal

@@ -19,7 +19,7 @@ from .messages import AssistantMessage, ResultMessage, UserMessage
 from .providers import Completion, CompletionRequest, FunctionProvider, Provider, ScriptedProvider, TextDelta, Usage
 from .state import PendingStep, State
 from .tools import Tool, tool
-from .validator import Policy, ValidationError, Violation, check, validate
+from .sandbox.validator import Policy, ValidationError, Violation, check, validate
 
 __version__ = "0.1.0"
 

@@ -21,18 +21,18 @@ from pydantic import BaseModel
 
 from . import events as ev
 from .errors import ConfigurationError, PyAgentError
-from .executor import DEFAULT_MAX_OUTPUT, Executor, Outcome
+from .sandbox.executor import DEFAULT_MAX_OUTPUT, Executor, Outcome
 from .messages import AssistantMessage, ResultMessage, UserMessage, to_chat
 from .prompt import render_prompt
 from .providers.base import Completion, CompletionRequest, Provider, TextDelta
 from .providers.registry import resolve
 from .reply import Extensions, MalformedReply, ReplyStream, extensions_of, parse_reply, reply_model
-from .sandbox import safe_builtins
+from .sandbox.runtime import safe_builtins
 from .schema import render_schema, schema_symbols
 from .state import PendingStep, State
 from .sync import iterate
 from .tools import Toolbox
-from .validator import Policy, check_parsed
+from .sandbox.validator import Policy, check_parsed
 
 # SQLAlchemy names model code uses on almost every step; pre-imported to save a step.
 SQL_HELPERS = ("select", "func", "and_", "or_", "not_", "insert", "update", "delete", "text", "desc", "asc")

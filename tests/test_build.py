@@ -10,6 +10,7 @@ import gzip
 import http.client
 import importlib.util
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.cpython_only   # sockets and threads; build tooling is CPython-side
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "web" / "dist"
+DIST = Path(os.environ["PY_AGENT_DIST"]).resolve() if os.environ.get("PY_AGENT_DIST") else ROOT / "web" / "dist"
 sys.path.insert(0, str(ROOT / "tools"))
 import devserver  # noqa: E402
 

@@ -8,9 +8,9 @@ import pytest
 
 from py_agent.sync import run_sync
 
-from py_agent.executor import BoundedOutput, Executor
-from py_agent.sandbox import safe_builtins
-from py_agent.validator import Policy
+from py_agent.sandbox.executor import BoundedOutput, Executor
+from py_agent.sandbox.runtime import safe_builtins
+from py_agent.sandbox.validator import Policy
 
 
 def run(code: str, ns: dict | None = None, **options) -> object:

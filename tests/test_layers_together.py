@@ -6,7 +6,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from helpers import of_type
-from py_agent.validator import check
+from py_agent.sandbox.validator import check
 
 
 def test_broad_except_is_refused_because_it_would_swallow_the_time_limit():

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import ForeignKey, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from py_agent.sandbox import (
+from py_agent.sandbox.runtime import (
     SANDBOX_MODULE_NAME,
     ModuleView,
     guarded_import,
     safe_builtins,
 )
-from py_agent.validator import Policy, check
+from py_agent.sandbox.validator import Policy, check
 
 
 def run(code: str, policy: Policy | None = None, **names: Any) -> dict[str, Any]:

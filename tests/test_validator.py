@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from py_agent.validator import (
+from py_agent.sandbox.validator import (
     DEFAULT_ALLOWED_IMPORTS,
     DEFAULT_BLOCKED_MODULES,
     DEFAULT_BLOCKED_NAMES,

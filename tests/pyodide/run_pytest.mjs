@@ -26,7 +26,8 @@ process.on("uncaughtException", (err) => {
   console.error(text.length > 6000 ? "…" + text.slice(-6000) : text);
   process.exit(2);
 });
-const distWheels = path.join(root, "web/dist/wheels");
+const dist = process.env.PY_AGENT_DIST ? path.resolve(process.env.PY_AGENT_DIST) : path.join(root, "web/dist");
+const distWheels = path.join(dist, "wheels");
 const testWheels = path.join(root, ".cache/test-wheels");
 
 function fail(message) {
@@ -64,7 +65,7 @@ const { loadPyodide } = await import(path.join(root, "node_modules/pyodide/pyodi
 const py = await loadPyodide({
   indexURL: path.join(root, "node_modules/pyodide") + "/",
   // The site's own standard library (precompiled, trimmed): test what ships.
-  stdLibURL: path.join(root, "web/dist/pyodide/python_stdlib.zip"),
+  stdLibURL: path.join(dist, "pyodide/python_stdlib.zip"),
   env: { HOME: "/home/pyodide", PYTHONDONTWRITEBYTECODE: "1" },
 });
 // Raw byte streams, so pytest's progress dots and partial lines come out as written.

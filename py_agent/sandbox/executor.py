@@ -14,17 +14,14 @@ import ast
 import asyncio
 import contextlib
 import inspect
-import signal
-import sys
-import threading
 import time
 import traceback
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from types import CodeType, FrameType
+from types import CodeType
 from typing import Any
 
-from .database import StepTimeout
+from .limits import Deadline
 
 DEFAULT_MAX_OUTPUT = 20_000
 _LAST_VALUE = "_"
@@ -121,54 +118,6 @@ def model_traceback(exc: BaseException, filename: str, source: str) -> str:
     return "\n".join(out)
 
 
-class _Deadline:
-    """Raises StepTimeout into the running code once time is up (CPython only).
-
-    On the main thread a repeating interval timer is used (no overhead while the
-    code runs, and it fires again if the code swallows the first one); elsewhere
-    a trace function checks the clock.
-    """
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self._previous: Any = None
-        self._mode = ""
-
-    def __enter__(self) -> "_Deadline":
-        if not self.seconds or sys.platform == "emscripten":
-            return self
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds, 0.05)
-            self._mode = "signal"
-        else:
-            end = time.monotonic() + self.seconds
-
-            def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-                if time.monotonic() > end:
-                    raise StepTimeout(self._message())
-                return tracer
-
-            self._previous = sys.gettrace()
-            sys.settrace(tracer)
-            self._mode = "trace"
-        return self
-
-    def _message(self) -> str:
-        return f"the step ran longer than {self.seconds:g} s and was stopped"
-
-    def _on_alarm(self, signum: int, frame: Any) -> None:
-        raise StepTimeout(self._message())
-
-    def __exit__(self, *exc: object) -> None:
-        if self._mode == "signal":
-            signal.setitimer(signal.ITIMER_REAL, 0, 0)
-            signal.signal(signal.SIGALRM, self._previous)
-        elif self._mode == "trace":
-            sys.settrace(self._previous)
-        self._mode = ""
-
-
 class Executor:
     """Executes code in ``namespace`` (which persists between steps)."""
 
@@ -198,7 +147,7 @@ class Executor:
         if show_last:
             self.namespace.pop(_LAST_VALUE, None)
         try:
-            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), _Deadline(self.timeout):
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), Deadline(self.timeout):
                 result = eval(code_obj, self.namespace)  # noqa: S307 - checked code, curated builtins
                 if inspect.iscoroutine(result):
                     await result

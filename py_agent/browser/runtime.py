@@ -1,11 +1,8 @@
-"""The Python side of the browser worker: transport, command driver, snapshots.
+"""The command driver of the browser worker: it answers the page's messages.
 
-This is the only module of py-agent that touches ``js``/``pyodide``, and only
-inside :func:`start` and :class:`JsRuntime`, so the rest (the transport, the
-command handling) imports and runs on CPython, where it is unit-tested.
-
+Pure Python (unit-tested on CPython); ``glue.py`` connects it to Pyodide.
 ``web/app/worker.js`` boots Pyodide, installs the wheels and hands every
-message from the page to :meth:`JsRuntime.handle`. Messages are JSON objects
+message from the page to :meth:`glue.JsRuntime.handle`. Messages are JSON objects
 with a ``type``; one may carry one binary field (``bytes`` for fetch chunks,
 ``db`` for database files), which travels as a ``Uint8Array`` beside the JSON.
 Commands may carry a ``request`` id, echoed by their reply or ``error``.
@@ -36,187 +33,15 @@ from __future__ import annotations
 import ast
 import asyncio
 import importlib
-import itertools
 import json
 import os
-import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import closing
+from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigurationError, PyAgentError
-from .providers import errors as provider_errors
-from .transports.base import Headers, HttpRequest, HttpResponse
-
-Post = Callable[[dict[str, Any], "bytes | None"], None]
-
-DB_PATH = "/data/app.sqlite"
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-# --- the postMessage transport ----------------------------------------------------------
-
-
-class ShimRefusedError(provider_errors.ProviderError):
-    """The page's fetch shim would not send the request (wrong origin, no key)."""
-
-    kind = "refused"
-
-
-# fetch_error kinds the page's shim sends, and the error each becomes in Python.
-_FETCH_ERRORS: dict[str, type[provider_errors.ProviderError]] = {
-    "cors": provider_errors.CorsRefusedError,
-    "unreachable": provider_errors.EndpointUnreachableError,
-    "timeout": provider_errors.ProviderTimeoutError,
-    "interrupted": provider_errors.StreamInterruptedError,
-    "missing_key": provider_errors.MissingApiKeyError,
-    "refused": ShimRefusedError,
-}
-
-
-def fetch_error(kind: str, message: str, hint: str = "", *, started: bool = False) -> provider_errors.ProviderError:
-    """The typed error for a ``fetch_error`` message.
-
-    Once the body has started, any failure means the stream broke off.
-    """
-    if started and kind in ("unreachable", "cors"):
-        kind = "interrupted"
-    cls = _FETCH_ERRORS.get(kind, provider_errors.ProviderError)
-    return cls(message or f"the request failed ({kind})", hint=hint)
-
-
-class _Exchange:
-    """One request in flight: a future for the status line, a queue for the body."""
-
-    def __init__(self, exchange_id: int) -> None:
-        self.id = exchange_id
-        self.started: asyncio.Future[tuple[int, dict[str, str]]] = asyncio.get_event_loop().create_future()
-        self.queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
-        self.finished = False
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            item = await self.queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-
-class BrowserTransport:
-    """Sends provider requests through the page's fetch shim.
-
-    The request goes out as ``{type: "fetch", id, method, url, headers, body,
-    auth, stream, timeouts}`` (``HttpRequest.to_json()``, which never holds the
-    key); the page answers with ``fetch_start``, ``fetch_chunk``\\* and
-    ``fetch_end`` or ``fetch_error``. Closing the response early posts
-    ``fetch_abort`` so the page cancels the fetch.
-    """
-
-    def __init__(self, post: Post) -> None:
-        self._post = post
-        self._exchanges: dict[int, _Exchange] = {}
-        self._ids = itertools.count(1)
-
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        exchange = _Exchange(next(self._ids))
-        self._exchanges[exchange.id] = exchange
-        self._post({"type": "fetch", "id": exchange.id, **request.to_json()}, None)
-        try:
-            status, headers = await exchange.started
-        except BaseException:
-            # Cancelled while waiting for headers (abort), or the page reported an error.
-            self._forget(exchange, abort=True)
-            raise
-
-        async def close() -> None:
-            self._forget(exchange, abort=not exchange.finished)
-
-        return HttpResponse(status, Headers(headers), exchange.chunks(), url=request.url, on_close=close)
-
-    def _forget(self, exchange: _Exchange, *, abort: bool) -> None:
-        if self._exchanges.pop(exchange.id, None) is not None and abort:
-            exchange.finished = True
-            self._post({"type": "fetch_abort", "id": exchange.id}, None)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._exchanges)
-
-    def receive(self, message: dict[str, Any], data: bytes | None = None) -> None:
-        """Feed one ``fetch_*`` message from the page."""
-        exchange = self._exchanges.get(message.get("id"))  # type: ignore[arg-type]
-        if exchange is None or exchange.finished:
-            return  # a late message for a request that was aborted: nothing waits for it
-        kind = message["type"]
-        if kind == "fetch_start":
-            if not exchange.started.done():
-                exchange.started.set_result((int(message["status"]), dict(message.get("headers") or {})))
-        elif kind == "fetch_chunk":
-            if data:
-                exchange.queue.put_nowait(bytes(data))
-        elif kind == "fetch_end":
-            exchange.finished = True
-            exchange.queue.put_nowait(None)
-        elif kind == "fetch_error":
-            started = exchange.started.done()
-            error = fetch_error(message.get("kind", ""), message.get("message", ""), message.get("hint", ""), started=started)
-            exchange.finished = True
-            if started:
-                exchange.queue.put_nowait(error)
-            else:
-                exchange.started.set_exception(error)
-
-
-# --- database files -----------------------------------------------------------------------
-
-
-def snapshot_bytes(path: str) -> bytes:
-    """The committed contents of the SQLite file at ``path``.
-
-    Read through a separate connection rather than as raw file bytes, so an
-    open transaction of the agent's connection can never leak half a step.
-    """
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        return conn.serialize()
-
-
-def check_database(data: bytes) -> list[str]:
-    """Problems that make ``data`` unfit to import (an empty list when it is fine)."""
-    if not data.startswith(SQLITE_MAGIC):
-        return ["it is not an SQLite database (the file does not start with 'SQLite format 3')"]
-    try:
-        with closing(sqlite3.connect(":memory:")) as conn:
-            conn.deserialize(data)
-            rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(3)")]
-    except sqlite3.DatabaseError as exc:
-        return [f"SQLite cannot read it: {exc}"]
-    if rows == ["ok"]:
-        return []
-    # Name the first real problem, cut short: a wrecked file can report thousands.
-    lines = [line for row in rows for line in row.splitlines() if line and not line.startswith("***")]
-    return [f"its integrity check failed ({_shorten(lines[0] if lines else 'no details', 120)})"]
-
-
-def _shorten(text: str, length: int) -> str:
-    return text if len(text) <= length else text[: length - 1] + "…"
-
-
-def table_counts(path: str) -> dict[str, int]:
-    """Rows per table in the committed database file."""
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        names = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )
-        ]
-        return {name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
-
-
-# --- the command driver ---------------------------------------------------------------------
+from ..errors import ConfigurationError, PyAgentError
+from .files import DB_PATH, check_database, snapshot_bytes, table_counts
+from .transport import BrowserTransport, Post
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "provider": "demo",  # demo | openai | anthropic | gemini | openai-compatible
@@ -231,13 +56,13 @@ def provider_from_config(config: dict[str, Any], transport: Any) -> Any:
     """The provider the settings name; the demo model when there is none."""
     name = (config.get("provider") or "demo").strip()
     if name == "demo":
-        from .demo.model import DemoModel
+        from ..demo.model import DemoModel
 
         return DemoModel()
     model = (config.get("model") or "").strip()
     if not model:
         raise ConfigurationError(f"no model is set for {name}", hint="open Settings and enter a model name, e.g. gpt-4.1-mini")
-    from .providers import resolve
+    from ..providers import resolve
 
     options: dict[str, Any] = {"transport": transport, "browser": True}
     if config.get("baseUrl"):
@@ -370,7 +195,7 @@ class Runtime:
         from sqlalchemy import create_engine
         from sqlalchemy.orm import Session
 
-        from .state import State
+        from ..state import State
 
         self._close_state()
         os.makedirs(os.path.dirname(self.db_path), exist_ok=True)
@@ -402,7 +227,7 @@ class Runtime:
 
     def _build_agent(self) -> None:
         """(Re)build the agent from the schema and settings; a bad setting is kept for the next send."""
-        from . import Agent
+        from .. import Agent
 
         self.agent, self.agent_error = None, None
         try:
@@ -435,7 +260,7 @@ class Runtime:
 
     # -- turns --------------------------------------------------------------------------------------
     def on_send(self, message: dict[str, Any], data: bytes | None) -> Any:
-        from .messages import UserMessage
+        from ..messages import UserMessage
 
         text = (message.get("text") or "").strip()
         if not text:
@@ -583,50 +408,3 @@ class Runtime:
         self.post(reply)
 
 
-# --- Pyodide glue (the only place that imports js/pyodide) ----------------------------------------
-
-
-def start(post_js: Any, executing: Any = None, interrupt: Any = None, test_hooks: bool = False) -> "JsRuntime":
-    """Called by worker.js once the wheels are installed.
-
-    ``post_js(text, data)`` posts a message (JSON text + optional Uint8Array).
-    With cross-origin isolation, ``executing`` is an Int32Array over shared
-    memory whose element 0 says "model code is running", and ``interrupt`` is
-    Pyodide's interrupt buffer; both are None without it.
-    """
-    from pyodide.ffi import to_js
-
-    def post(message: dict[str, Any], data: bytes | None) -> None:
-        post_js(json.dumps(message, default=str), to_js(data) if data is not None else None)
-
-    def set_executing(flag: bool) -> None:
-        if executing is None:
-            return
-        import js
-
-        js.Atomics.store(executing, 0, 1 if flag else 0)
-        if not flag and interrupt is not None:
-            # An interrupt raised after the code finished must not fire somewhere else later.
-            js.Atomics.store(interrupt, 0, 0)
-
-    return JsRuntime(Runtime(post, set_executing=set_executing, test_hooks=bool(test_hooks)))
-
-
-class JsRuntime:
-    """What worker.js holds: ``handle(text, data)`` for each message from the page."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def handle(self, text: str, data: Any = None) -> None:
-        try:
-            message = json.loads(text)
-            payload = data.to_bytes() if data is not None and hasattr(data, "to_bytes") else data
-            self.runtime.receive(message, payload)
-        except KeyboardInterrupt:
-            # A late interrupt hit while handling a message: end the turn rather than crash.
-            self.runtime.executing = False
-            self.runtime.on_abort({}, None)
-
-
-__all__ = ["BrowserTransport", "Runtime", "ShimRefusedError", "check_database", "snapshot_bytes", "start", "table_counts"]

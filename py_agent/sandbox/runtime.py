@@ -16,7 +16,7 @@ This layer is NOT a complete sandbox on its own. Python's object graph has escap
 builtins dict can close: ``().__class__.__base__.__subclasses__()`` reaches every class in
 the process, a function's ``__globals__`` reaches its module, a generator's ``gi_frame``
 reaches frames and their real builtins, and a view's real module sits one dunder away. The
-AST validator (``py_agent.validator``) refuses those spellings before anything runs; in the
+AST validator (``py_agent.sandbox.validator``) refuses those spellings before anything runs; in the
 browser, the worker's Content-Security-Policy denies the network; and the database work runs
 in a transaction that is only committed on approval. Each layer covers gaps in the others;
 none is meant to be the only one.

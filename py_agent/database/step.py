@@ -46,13 +46,6 @@ _SQLITE_DETACH = 25
 _SQLITE_FUNCTION = 31
 
 
-class StepTimeout(BaseException):
-    """Raised into model code when a step runs past its time limit.
-
-    A ``BaseException`` so that ``except Exception`` in model code cannot swallow it.
-    """
-
-
 def classify(statement: str) -> tuple[str, str] | None:
     """``(operation, table)`` for an INSERT/UPDATE/DELETE statement, else None."""
     for operation, pattern in _DML:

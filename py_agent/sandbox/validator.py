@@ -1,6 +1,6 @@
 """Static (AST) checks for model-written Python, run before the code is executed.
 
-The validator is the first of several layers (see ``py_agent.sandbox`` for the run-time
+The validator is the first of several layers (see ``py_agent.sandbox.runtime`` for the run-time
 layer; the browser worker's Content-Security-Policy and the database transaction are the
 others). It rejects code that reaches for interpreter internals or for anything outside an
 allow-list of modules, and explains each problem in a sentence a language model can act on.

@@ -24,9 +24,10 @@ from .errors import ConfigurationError, PyAgentError
 from .sandbox.executor import DEFAULT_MAX_OUTPUT, Executor, Outcome
 from .messages import AssistantMessage, ResultMessage, UserMessage, to_chat
 from .prompt import render_prompt
-from .providers.base import Completion, CompletionRequest, Provider, TextDelta
+from .providers.base import Completion, CompletionRequest, Provider
 from .providers.registry import resolve
-from .reply import Extensions, MalformedReply, ReplyStream, extensions_of, parse_reply, reply_model
+from .ask import ask
+from .reply import Extensions, MalformedReply, extensions_of, parse_reply, reply_model
 from .sandbox.runtime import safe_builtins
 from .schema import render_schema, schema_symbols
 from .state import PendingStep, State
@@ -149,20 +150,12 @@ class Agent:
                 # 1. ask the model, streaming
                 yield state.publish(ev.SignalEvent(ev.Signal.COMPLETION, step))
                 completion: Completion | None = None
-                reader = ReplyStream()
-                stream = self.provider.stream(CompletionRequest(self.system_prompt, to_chat(state.messages), self._schema))
-                try:
-                    async for item in stream:
-                        if state._aborted:
-                            break
-                        if isinstance(item, TextDelta):
-                            for name, text in reader.feed(item.text):
-                                cls = ev.MessageDelta if name == "message" else ev.CodeDelta
-                                yield state.publish(cls(step, text))
-                        elif isinstance(item, Completion):
-                            completion = item
-                finally:
-                    await stream.aclose()  # type: ignore[attr-defined]
+                request = CompletionRequest(self.system_prompt, to_chat(state.messages), self._schema)
+                async for item in ask(self.provider, request, step, aborted=lambda: state._aborted):
+                    if isinstance(item, Completion):
+                        completion = item
+                    else:
+                        yield state.publish(item)
                 if state._aborted:
                     yield state.publish(self._end(state, "aborted", steps))
                     return

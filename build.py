@@ -648,6 +648,25 @@ def ensure_chromium() -> None:
     run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env)
 
 
+def ensure_postgresql() -> None:
+    """Install Debian's PostgreSQL server when its binaries are missing (only possible as root).
+
+    The tests start and remove their own throwaway cluster (py_agent.testing.PostgresCluster).
+    """
+    sys.path.insert(0, str(ROOT))
+    from py_agent.testing.postgres import find_pg_bin
+    if find_pg_bin() is not None:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise BuildError("PostgreSQL's server binaries are missing: install them with "
+                         "`sudo apt-get install -y postgresql`.")
+    log("installing postgresql from Debian (apt-get)…")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update"], env=env)
+    # The package's own cluster is not needed (the tests make their own), so do not start it.
+    run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], env=env)
+
+
 def test(args: argparse.Namespace) -> int:
     """Install what is needed, build, then run the three suites; non-zero if any fails."""
     results: list[tuple[str, str]] = []
@@ -674,6 +693,7 @@ def test(args: argparse.Namespace) -> int:
         run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", ".[dev]"])
         ensure_node_modules()
         ensure_chromium()
+        ensure_postgresql()
         return 0
 
     def do_build() -> int:
@@ -681,7 +701,9 @@ def test(args: argparse.Namespace) -> int:
         return 0
 
     def pytest_cpython() -> int:
-        rc = run([sys.executable, "-m", "pytest", "-q"], check=False).returncode
+        # PostgreSQL tests must run here, not be skipped: the fixture starts its own cluster.
+        env = dict(os.environ, PY_AGENT_REQUIRE_POSTGRES="1")
+        rc = run([sys.executable, "-m", "pytest", "-q"], env=env, check=False).returncode
         if rc == 5:
             log("pytest collected no tests: that counts as a failure")
         return rc
@@ -697,7 +719,7 @@ def test(args: argparse.Namespace) -> int:
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
         return run(["npx", "--no-install", "playwright", "test"], env=env, check=False).returncode
 
-    ok = step("setup (pip install -e .[dev], npm ci, chromium)", setup) and step("build", do_build)
+    ok = step("setup (pip install -e .[dev], npm ci, chromium, postgresql)", setup) and step("build", do_build)
     if ok:
         step("pytest on CPython", pytest_cpython)
         step("pytest inside Pyodide (Node)", pytest_pyodide)

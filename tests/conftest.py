@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +18,7 @@ IN_PYODIDE = sys.platform == "emscripten"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cpython_only: needs threads, sockets or subprocesses (not in Pyodide)")
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (the `postgres_url` fixture starts one)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,3 +52,43 @@ def turn(engine) -> Callable[..., tuple[list[Any], State, Agent]]:
 
     return _turn
 
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+# One throwaway cluster per test session (initdb in a temporary directory, removed at the end);
+# each test that asks for `postgres_url` gets a fresh, empty database on it. Without
+# PostgreSQL's binaries the tests are skipped, unless PY_AGENT_REQUIRE_POSTGRES=1 (set by
+# `python build.py test`, which installs PostgreSQL first), where that is a failure.
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    if IN_PYODIDE:
+        pytest.skip("PostgreSQL is not reachable from Pyodide")
+    from py_agent.testing import PostgresCluster, PostgresUnavailable
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        if os.environ.get("PY_AGENT_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip('psycopg is not installed (pip install "psycopg[binary]")')
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("PY_AGENT_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database (superuser connection)."""
+    return postgres_cluster.create_database(f"test_{os.getpid()}_{next(_databases)}")

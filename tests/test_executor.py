@@ -93,3 +93,28 @@ def test_time_bound_is_not_swallowed_by_except_exception():
     code = "n = 0\nwhile True:\n    try:\n        while True:\n            n += 1\n    except Exception:\n        n += 1"
     out = run(code, timeout=0.2)
     assert "StepTimeout" in out.error
+
+
+def test_output_is_passed_on_as_it_is_printed():
+    pieces = []
+    out = run("print('a')\nprint('b' * 5)", on_output=pieces.append, max_output=4)
+    assert "".join(pieces) == "a\nbbbbb\n"  # everything, before the cut
+    assert out.truncated
+
+
+def test_finish_runs_inside_the_step_and_its_error_reaches_the_caller():
+    ns = {"__builtins__": safe_builtins(Policy())}
+    ex = Executor(ns)
+    run_sync(ex.run("class K:\n    def __eq__(self, other):\n        return True\nk = K()"))
+    seen = []
+    out = run_sync(ex.run("x = 1", finish=lambda: seen.append(ns["k"] == 1)))
+    assert out.error is None and seen == [True]  # model code may run during finish...
+    with pytest.raises(RuntimeError, match="only run during its own step"):
+        ns["k"] == 1  # ...but not afterwards
+    with pytest.raises(ValueError, match="flush failed"):
+        run_sync(ex.run("x = 2", finish=lambda: (_ for _ in ()).throw(ValueError("flush failed"))))
+
+
+def test_model_exceptions_are_described_inside_the_limits():
+    out = run("class E(Exception):\n    def __str__(self):\n        return 'from the model'\nraise E()")
+    assert out.error.endswith("E: from the model")

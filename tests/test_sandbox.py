@@ -1,5 +1,6 @@
-"""The run-time layer on its own: code is exec'd WITHOUT the validator, with
-``{"__builtins__": safe_builtins(policy)}`` as globals, and must still be refused."""
+"""The run-time layer on its own: code is compiled by the layer (its rewrite) and exec'd
+WITHOUT the validator, with ``{"__builtins__": safe_builtins(policy)}`` as globals, and
+must still be refused."""
 
 from __future__ import annotations
 
@@ -17,25 +18,32 @@ from py_agent.sandbox.runtime import (
     SANDBOX_MODULE_NAME,
     ModuleView,
     guarded_import,
+    runtime_layer,
     safe_builtins,
 )
+from py_agent.sandbox.source import ValidationError
 from py_agent.sandbox.validator import Policy, check
 
 
 def run(code: str, policy: Policy | None = None, **names: Any) -> dict[str, Any]:
     """Exec ``code`` under the run-time layer only (no validator) and return its namespace."""
     namespace: dict[str, Any] = {"__builtins__": safe_builtins(policy or Policy()), **names}
-    exec(compile(code, "<model>", "exec", dont_inherit=True), namespace)
+    layer = runtime_layer(namespace)
+    assert layer is not None
+    with layer.step():
+        exec(layer.compile(code), namespace)
     return namespace
 
 
 # -- the builtins dict -----------------------------------------------------------------------
 
 MISSING = [
-    "exec", "eval", "compile", "open", "getattr", "setattr", "delattr", "hasattr", "globals",
-    "locals", "vars", "dir", "breakpoint", "input", "help", "memoryview", "exit", "quit",
-    "type", "copyright", "credits", "license", "SystemExit", "KeyboardInterrupt",
+    "exec", "eval", "compile", "open", "delattr", "globals", "locals", "breakpoint", "input",
+    "help", "memoryview", "exit", "quit", "copyright", "credits", "license", "SystemExit",
+    "KeyboardInterrupt",
 ]
+# Present, but as checked versions (guards.py), never Python's own.
+GUARDED = ["getattr", "setattr", "hasattr", "vars", "dir", "type", "__build_class__", "__import__"]
 PRESENT = [
     "print", "len", "range", "sorted", "min", "max", "sum", "any", "all", "enumerate", "zip",
     "map", "filter", "isinstance", "issubclass", "list", "dict", "set", "tuple", "str", "int",
@@ -59,6 +67,18 @@ def test_useful_builtins_are_present(name: str) -> None:
     assert name in safe_builtins(Policy())
 
 
+@pytest.mark.parametrize("name", GUARDED)
+def test_attribute_builtins_are_the_checked_ones(name: str) -> None:
+    table = safe_builtins(Policy())
+    assert table[name] is not getattr(builtins, name)
+
+
+def test_without_the_runtime_layer_the_builtins_are_pythons() -> None:
+    # Only for testing the validator alone: then nothing is rewritten or guarded.
+    table = safe_builtins(Policy(runtime=False))
+    assert table["getattr"] is builtins.getattr and "sandbox layer" not in table
+
+
 def test_the_import_hook_is_not_the_real_one() -> None:
     table = safe_builtins(Policy())
     assert table["__import__"] is not builtins.__import__
@@ -70,9 +90,9 @@ def test_the_import_hook_is_not_the_real_one() -> None:
 @pytest.mark.parametrize(
     ("code", "error"),
     [
-        ("__import__('os')", ImportError),
+        ("__import__('os')", ValidationError),  # dunder names are refused by the rewrite
         ("import os", ImportError),
-        ("__builtins__['__import__']('os')", ImportError),  # our dict, so our importer
+        ("__builtins__['__import__']('os')", ValidationError),
         ("import importlib", ImportError),
         ("import sys", ImportError),
         ("import subprocess", ImportError),
@@ -86,7 +106,9 @@ def test_the_import_hook_is_not_the_real_one() -> None:
         ("open('/etc/passwd')", NameError),
         ("exec('x = 1')", NameError),
         ("compile('1', 'f', 'eval')", NameError),
-        ("getattr(1, 'real')", NameError),
+        ("g = (i for i in [])\ngetattr(g, 'gi_' + 'frame')", AttributeError),
+        ("g = (i for i in [])\nvars(g)", TypeError),
+        ("type('C', (), {})", TypeError),
     ],
 )
 def test_refused_at_run_time(code: str, error: type[Exception]) -> None:
@@ -142,22 +164,31 @@ def test_blocked_submodule_through_from_import() -> None:
 
 # -- module views ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import random\nx = random._os",  # private re-exports of dangerous modules
-        "import typing\nx = typing.sys",  # public ones
-        "import json\nx = json.codecs",
-        "import enum\nx = enum.bltns",
-        "import sqlalchemy\nx = sqlalchemy.util",  # a blocked submodule
-        "import typing\nx = typing.get_type_hints",  # blocked attributes
-        "import sqlalchemy.orm\nx = sqlalchemy.orm.relationship",
-        "import sqlalchemy\nx = sqlalchemy.create_engine",
-    ],
-)
-def test_views_hide_modules_private_names_and_blocked_attributes(code: str) -> None:
+HIDDEN_MEMBERS = [
+    ("random", "_os"),  # private re-exports of dangerous modules
+    ("typing", "sys"),  # public ones
+    ("json", "codecs"),
+    ("enum", "bltns"),
+    ("sqlalchemy", "util"),  # a blocked submodule
+    ("typing", "get_type_hints"),  # blocked attributes
+    ("sqlalchemy.orm", "relationship"),
+    ("sqlalchemy", "create_engine"),
+    ("io", "open"),  # of io, only the in-memory buffers
+    ("io", "FileIO"),
+    ("csv", "register_dialect"),  # process-wide state
+    ("string", "Formatter"),  # getattr by computed names
+    ("sqlalchemy", "event"),  # listeners would run later
+]
+
+
+@pytest.mark.parametrize(("module", "member"), HIDDEN_MEMBERS)
+def test_views_hide_modules_private_names_and_blocked_attributes(module: str, member: str) -> None:
+    # Written plainly, the rewrite refuses the name before anything runs...
+    with pytest.raises((ValidationError, AttributeError)):
+        run(f"import {module}\nx = {module}.{member}")
+    # ...computed at run time, the view refuses it.
     with pytest.raises(AttributeError):
-        run(code)
+        run(f"import {module}\nname = {member[:1]!r} + {member[1:]!r}\nx = getattr({module}, name)")
 
 
 @pytest.mark.parametrize(
@@ -209,8 +240,8 @@ def test_c_style_import_calls_hand_out_nothing() -> None:
     assert importer("os", {}, {}, [], 0) is None  # the PyImport_Import calling convention
     with pytest.raises(ImportError):
         importer("os", {}, {}, (), 0)
-    ns = run("m = __import__('os', None, None, [])")
-    assert ns["m"] is None
+    with pytest.raises(ValidationError):  # the name itself is refused by the rewrite
+        run("m = __import__('os', None, None, [])")
 
 
 def test_guarded_import_directly() -> None:
@@ -321,12 +352,15 @@ def test_orm_code_passes_both_layers(session) -> None:
     assert session.scalar(select(Author).where(Author.name == "Tove")) is not None
 
 
-def test_the_layers_cover_each_other() -> None:
-    # The run-time layer alone cannot stop object-graph escapes (see the sandbox module
-    # docstring); the validator refuses them before anything runs.
+def test_each_layer_stops_the_classic_escapes() -> None:
+    # The validator refuses them before anything runs; the run-time layer refuses them on
+    # its own (its rewrite refuses the names; its guard refuses frames and modules).
     for code in (
         "x = ().__class__.__base__.__subclasses__()",
         "g = (i for i in [])\nb = g.gi_frame.f_back.f_builtins",
         "import datetime\nm = datetime.date.today.__self__",
+        "g = (i for i in [])\nf = getattr(g, 'gi_fr' + 'ame')",
     ):
-        assert check(code), code
+        assert check(code, Policy(runtime=False)), code
+        with pytest.raises((AttributeError, ValidationError)):
+            run(code)

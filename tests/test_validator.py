@@ -18,6 +18,12 @@ from py_agent.sandbox.validator import (
     validate,
 )
 
+# The validator's rules depend on whether the run-time layer is on: with it, checked
+# getattr/vars/dir/type and `x.__class__` are allowed; without it (the validator alone)
+# they are refused. Tests of rules that hold either way run under both policies.
+ALONE = Policy(runtime=False)
+BOTH_POLICIES = [pytest.param(Policy(), id="with-runtime"), pytest.param(ALONE, id="validator-alone")]
+
 
 def found(code: str, policy: Policy | None = None) -> set[tuple[str, int]]:
     """(rule, line) of every violation."""
@@ -32,22 +38,22 @@ def assert_refused(code: str, rule: str, line: int = 1, policy: Policy | None = 
 # -- dunders in any spelling -----------------------------------------------------------------
 
 DUNDER_CASES = [
-    "x.__class__",
+    "x.__globals__",
     "y = 1\nx = ().__class__.__base__.__subclasses__()",
     "__builtins__",
     "__builtins__['eval']",
     "__import__('os')",
-    "getattr(x, '__class__')",
+    "getattr(x, '__globals__')",
     "import operator\noperator.attrgetter('__globals__')(f)",
     "vars()['__x__']",
-    "'{0.__class__}'.format(x)",
+    "'{0.__globals__}'.format(x)",
     "'{.__globals__}'.format(f)",
     "'{x.__init__.__globals__}'.format_map({'x': f})",
     "'{0[__builtins__]}'.format(g)",
-    "f'{x.__class__}'",
-    "f'{x:{y.__class__}}'",
-    "name = 'x__class__x'[1:-1]",
-    "name = b'__class__'.decode()",
+    "f'{x.__globals__}'",
+    "f'{x:{y.__code__}}'",
+    "name = 'x__globals__x'[1:-1]",
+    "name = b'__globals__'.decode()",
     "dict(__class__=1)",
     "def f(__x__):\n    pass",
     "class A:\n    __slots__ = ()",
@@ -59,9 +65,29 @@ DUNDER_CASES = [
 ]
 
 
+@pytest.mark.parametrize("policy", BOTH_POLICIES)
 @pytest.mark.parametrize("code", DUNDER_CASES)
-def test_dunders_are_refused(code: str) -> None:
-    assert_refused(code, "dunder", line=_dunder_line(code))
+def test_dunders_are_refused(code: str, policy: Policy) -> None:
+    assert_refused(code, "dunder", line=_dunder_line(code), policy=policy)
+
+
+def test_plain_data_dunders_may_be_read() -> None:
+    # Names, docstrings, table names and enum members are plain data: fine in both modes.
+    code = "n = Book.__name__, Book.__qualname__, Book.__doc__, Book.__tablename__, Genre.__members__"
+    assert check(code) == [] and check(code, ALONE) == []
+    # Writing them is still refused.
+    assert_refused("Book.__name__ = 'x'", "dunder")
+
+
+def test_class_table_and_mapper_need_the_runtime_layer() -> None:
+    # type(x)-like reads are safe only because the run-time layer checks what follows them.
+    for code in ("n = x.__class__.__name__", "t = Book.__table__.name", "m = Book.__mapper__"):
+        assert check(code) == [], code
+        (violation,) = check(code, ALONE)
+        assert violation.rule == "dunder"
+    # The message names the working alternative.
+    assert "sqlalchemy.inspect(Model).local_table" in check("t = Book.__table__", ALONE)[0].message
+    assert "isinstance" in check("c = x.__class__", ALONE)[0].message
 
 
 def _dunder_line(code: str) -> int:
@@ -73,7 +99,7 @@ def _dunder_line(code: str) -> int:
 
 
 def test_dunder_positions_count_characters() -> None:
-    (violation,) = check("s = 'é'; y.__class__")
+    (violation,) = check("s = 'é'; y.__globals__")
     assert (violation.rule, violation.line, violation.col) == ("dunder", 1, 10)
 
 
@@ -94,8 +120,11 @@ def test_special_methods_may_be_defined_in_classes() -> None:
                 return isinstance(other, Money) and other.amount == self.amount
             __hash__ = None
     """
-    # `__hash__ = None` is an assignment to a dunder name, which stays refused.
-    assert found(code) == {("dunder", 10)}
+    # With the run-time layer, model functions cannot run after their step, so special
+    # methods (and `__hash__ = None`, `__repr__ = __str__` in the class body) are fine.
+    assert found(code) == set()
+    # Without it, host code could call __repr__/__eq__ after the step: only __init__ is allowed.
+    assert found(code, ALONE) == {("dunder", 6), ("dunder", 8), ("dunder", 10)}
 
 
 @pytest.mark.parametrize(
@@ -123,15 +152,33 @@ BLOCKED_NAMES = sorted(
 )
 
 
+GUARDED_NAMES = ["dir", "getattr", "hasattr", "setattr", "type", "vars"]
+
+
 @pytest.mark.parametrize("name", BLOCKED_NAMES)
 def test_blocked_names_as_calls(name: str) -> None:
-    assert_refused(f"x = 1\n{name}('x')", "blocked-name", line=2)
+    assert_refused(f"x = 1\n{name}('x')", "blocked-name", line=2, policy=ALONE)
+    if name not in GUARDED_NAMES:
+        assert_refused(f"x = 1\n{name}('x')", "blocked-name", line=2)
 
 
 @pytest.mark.parametrize("name", BLOCKED_NAMES)
 def test_blocked_names_as_bare_references(name: str) -> None:
-    assert_refused(f"f = {name}", "blocked-name")
-    assert_refused(f"fns = [print, {name}]", "blocked-name")
+    assert_refused(f"f = {name}", "blocked-name", policy=ALONE)
+    assert_refused(f"fns = [print, {name}]", "blocked-name", policy=ALONE)
+    if name not in GUARDED_NAMES:
+        assert_refused(f"f = {name}", "blocked-name")
+
+
+@pytest.mark.parametrize("name", GUARDED_NAMES)
+def test_guarded_builtins_are_allowed_with_the_runtime_layer(name: str) -> None:
+    # The run-time layer offers checked versions; literal names are still checked now.
+    assert check(f"f = {name}") == []
+    assert check("v = getattr(book, column.key)\nsetattr(book, 'title', 'x')\nt = type(x).__name__") == []
+    assert_refused("g = getattr(gen, 'gi_frame')", "blocked-attribute")
+    assert_refused("s = setattr(book, '_sa_instance_state', None)", "private-attribute")
+    assert_refused("v = vars()", "dynamic-attribute")
+    assert_refused("C = type('C', (), {})", "dynamic-attribute")
 
 
 def test_blocked_names_cover_the_brief() -> None:
@@ -146,7 +193,7 @@ def test_blocked_name_bound_by_an_import() -> None:
 
 
 def test_blocked_name_message_says_what_to_do() -> None:
-    (violation,) = check("getattr(x, 'name')")
+    (violation,) = check("getattr(x, 'name')", ALONE)
     assert "obj.name" in violation.message
     assert str(violation).startswith("line 1, col 1: [blocked-name] ")
 
@@ -228,8 +275,8 @@ def test_allowed_attributes_exempt_column_names() -> None:
     assert_refused(code, "blocked-attribute")
     assert check(code, Policy(allowed_attributes=frozenset({"engine"}))) == []
     # Dunders and private names are never exempt.
-    policy = Policy(allowed_attributes=frozenset({"__class__", "_os"}))
-    assert_refused("x = y.__class__", "dunder", policy=policy)
+    policy = Policy(allowed_attributes=frozenset({"__globals__", "_os"}))
+    assert_refused("x = y.__globals__", "dunder", policy=policy)
     assert_refused("x = y._os", "private-attribute", policy=policy)
 
 
@@ -237,7 +284,7 @@ def test_format_map_is_allowed_but_its_fields_are_checked() -> None:
     # Decision: format_map is no more dangerous than format (both only read attributes
     # named in the string), so the same string rule covers both.
     assert check("s = '{name}: {n}'.format_map({'name': 'a', 'n': 1})") == []
-    assert_refused("s = '{x.__class__}'.format_map(d)", "dunder")
+    assert_refused("s = '{x.__globals__}'.format_map(d)", "dunder")
 
 
 # -- private attributes ----------------------------------------------------------------------
@@ -260,25 +307,31 @@ def test_public_underscore_attributes_of_rows_and_namedtuples() -> None:
 
 # -- attrgetter / methodcaller ---------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "from operator import attrgetter\nf = attrgetter(name)",
-        "import operator\nf = operator.attrgetter('name', other)",
-        "import operator\nf = operator.attrgetter",
-        "from operator import methodcaller\nf = methodcaller(name)",
-        "import operator\nf = operator.attrgetter(*names)",
-        "import operator\nu = '_' * 2\nf = operator.attrgetter(u + 'class' + u)",
-    ],
-)
+DYNAMIC_LOOKUPS = [
+    "from operator import attrgetter\nf = attrgetter(name)",
+    "import operator\nf = operator.attrgetter('name', other)",
+    "import operator\nf = operator.attrgetter",
+    "from operator import methodcaller\nf = methodcaller(name)",
+    "import operator\nf = operator.attrgetter(*names)",
+    "import operator\nu = '_' * 2\nf = operator.attrgetter(u + 'class' + u)",
+    "from operator import attrgetter as ag\nf = ag",  # an alias hides the name
+]
+
+
+@pytest.mark.parametrize("code", DYNAMIC_LOOKUPS)
 def test_dynamic_attribute_lookups(code: str) -> None:
-    assert_refused(code, "dynamic-attribute", line=code.count("\n") + 1)
+    # Without the run-time layer, only literal names can be checked: computed ones are refused.
+    found_rules = {rule for rule, _ in found(code, ALONE)}
+    assert "dynamic-attribute" in found_rules, found_rules
+    # With it, operator's attrgetter/methodcaller are replaced by checked versions.
+    assert check(code) == []
 
 
 def test_attrgetter_literal_names_are_checked() -> None:
-    assert_refused("from operator import attrgetter\nf = attrgetter('gi_frame')", "blocked-attribute", line=2)
-    assert_refused("from operator import attrgetter\nf = attrgetter('a._b')", "private-attribute", line=2)
-    assert_refused("from operator import attrgetter\nf = attrgetter('a.__class__')", "dunder", line=2)
+    for policy in (Policy(), ALONE):
+        assert_refused("from operator import attrgetter\nf = attrgetter('gi_frame')", "blocked-attribute", line=2, policy=policy)
+        assert_refused("from operator import attrgetter\nf = attrgetter('a._b')", "private-attribute", line=2, policy=policy)
+        assert_refused("from operator import attrgetter\nf = attrgetter('a.__globals__')", "dunder", line=2, policy=policy)
 
 
 def test_attrgetter_with_literal_names_is_fine() -> None:
@@ -296,10 +349,11 @@ def test_attrgetter_with_literal_names_is_fine() -> None:
     "module",
     [
         "os", "sys", "subprocess", "importlib", "builtins", "ctypes", "js", "pyodide",
-        "pyodide_js", "socket", "shutil", "pathlib", "io", "inspect", "gc", "signal",
+        "pyodide_js", "socket", "shutil", "pathlib", "_io", "inspect", "gc", "signal",
         "threading", "multiprocessing", "pickle", "marshal", "code", "codeop", "types",
         "posix", "nt", "_thread", "asyncio", "urllib", "http", "ftplib", "smtplib",
-        "webbrowser", "sqlite3",
+        "webbrowser", "sqlite3", "weakref", "atexit", "contextlib", "sqlalchemy.event",
+        "sqlalchemy.ext.serializer",
     ],
 )
 def test_blocked_modules(module: str) -> None:
@@ -434,18 +488,20 @@ def test_nul_bytes_are_a_syntax_violation() -> None:
 def test_nfkc_spellings_of_blocked_names() -> None:
     # Python normalises identifiers with NFKC, so these *are* eval and getattr.
     assert_refused("ｅｖａｌ('1')", "blocked-name")
-    assert_refused("f = ｇｅｔａｔｔｒ", "blocked-name")
+    assert_refused("f = ｇｅｔａｔｔｒ", "blocked-name", policy=ALONE)
+    assert_refused("x = getattr(g, 'ｇｉ_ｆｒａｍｅ')", "blocked-attribute")
     assert_refused("ᵉval('1')", "blocked-name")  # U+1D49 MODIFIER LETTER SMALL E
     assert_refused("import ｏｓ", "blocked-module")
     assert_refused("g = (i for i in [])\nx = g.ｇｉ_ｆｒａｍｅ", "blocked-attribute", line=2)
 
 
 def test_nfkc_spellings_of_dunders() -> None:
-    assert_refused("x.__ｃｌａｓｓ__", "dunder")
+    assert_refused("x.__ｇｌｏｂａｌｓ__", "dunder")
     assert_refused("ｘ = __ｂｕｉｌｔｉｎｓ__", "dunder")
     # Strings are not normalised by Python; the validator normalises them anyway.
-    assert_refused("n = '＿＿class＿＿'", "dunder")
-    assert_refused("n = '__ｃｌａｓｓ__'", "dunder")
+    assert_refused("n = '＿＿globals＿＿'", "dunder")
+    assert_refused("n = '__ｇｌｏｂａｌｓ__'", "dunder")
+    assert_refused("s = '{0.ｇｉ_ｆｒａｍｅ}'.format(g)", "format-field")
 
 
 def test_case() -> None:
@@ -455,7 +511,7 @@ def test_case() -> None:
     # ...identifiers are not: Python names are case-sensitive, so `Eval` is not `eval`.
     assert check("Eval = 1\nprint(Eval)") == []
     # Dunder strings are found whatever their case.
-    assert_refused("n = '__CLASS__'.lower()", "dunder")
+    assert_refused("n = '__GLOBALS__'.lower()", "dunder")
 
 
 # -- ordinary agent code passes --------------------------------------------------------------
@@ -569,7 +625,7 @@ def test_benign_code_passes(code: str) -> None:
 # -- API -------------------------------------------------------------------------------------
 
 def test_every_problem_on_a_line_is_reported() -> None:
-    violations = check("import os, sys\nx = y.__class__.__base__")
+    violations = check("import os, sys\nx = y.__globals__.__base__")
     assert [(v.rule, v.line, v.col) for v in violations] == [
         ("blocked-module", 1, 8),
         ("blocked-module", 1, 12),
@@ -580,7 +636,7 @@ def test_every_problem_on_a_line_is_reported() -> None:
 
 
 def test_check_reports_every_violation_in_source_order() -> None:
-    code = "import os\nx = eval('1')\ny = x.__class__\nimport numpy\n"
+    code = "import os\nx = eval('1')\ny = x.__globals__\nimport numpy\n"
     violations = check(code)
     assert [(v.rule, v.line) for v in violations] == [
         ("blocked-module", 1),
@@ -611,3 +667,72 @@ def test_custom_policy_fields() -> None:
     policy = Policy(blocked_names=DEFAULT_BLOCKED_NAMES | {"print"})
     assert_refused("print(1)", "blocked-name", policy=policy)
     assert check("print(1)") == []
+
+
+# -- every refusal says what to write instead ------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("code", "policy", "hint"),
+    [
+        ("d = book.__dict__", Policy(), "vars(obj)"),
+        ("d = book.__dict__", ALONE, "inspect(obj).attrs"),
+        ("t = Book.__table__", ALONE, "inspect(Model).local_table"),
+        ("m = Book.__mapper__", ALONE, "sqlalchemy.inspect(Model)"),
+        ("n = rows.__len__()", Policy(), "len(x)"),
+        ("c = x.__class__", ALONE, "isinstance"),
+        ("a = x.__annotations__", Policy(), "dataclasses.fields"),
+        ("import os", Policy(), "no file system"),
+        ("f = open('x.csv', 'w')", Policy(), "io.StringIO"),
+        ("from sqlalchemy import event", Policy(), "directly in this step"),
+        ("e = session.bind", Policy(), "session.execute"),
+        ("s = book._sa_instance_state", Policy(), "public attributes"),
+        ("import string\nf = string.Formatter()", Policy(), "f-string"),
+        ("t = '{}'\ns = t.format(1)", ALONE, "string literal"),
+        ("class A(metaclass=M):\n    pass", Policy(), "plain class"),
+        ("class A:\n    def __del__(self):\n        pass", Policy(), "clean up explicitly"),
+        ("class A:\n    def __getattr__(self, n):\n        pass", Policy(), "@property"),
+        ("import io\nf = io.open('x')", Policy(), "StringIO"),
+        ("import csv\ncsv.register_dialect('x')", Policy(), "csv.writer(buffer, delimiter=';')"),
+        ("import threading", Policy(), "await"),
+        ("if __name__ == '__main__':\n    pass", Policy(), "drop any"),
+        ("print(x.__subclasses__())", Policy(), "isinstance"),
+    ],
+)
+def test_refusals_say_what_to_write(code: str, policy: Policy, hint: str) -> None:
+    messages = " | ".join(v.message for v in check(code, policy))
+    assert messages, code
+    assert hint in messages, messages
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import csv, io, difflib, pprint, copy, html, base64, hashlib, unicodedata, numbers",
+        "from io import StringIO, BytesIO",
+    ],
+)
+def test_ordinary_modules_are_allowed(code: str) -> None:
+    assert check(code) == []
+
+
+def test_format_templates_are_checked_like_code() -> None:
+    for policy in (Policy(), ALONE):
+        assert_refused("s = '{0.gi_frame.f_globals}'.format(g)", "format-field", policy=policy)
+        assert_refused("s = 'x {0.bind.url}'", "format-field", policy=policy)  # any template-like constant
+        assert_refused("s = '{x._private}'.format_map(d)", "format-field", policy=policy)
+        assert check("s = '{0.title} {0.author.name!r:>10} {1[0]}'.format(book, [1])", policy) == []
+        assert check("s = '{\"json\": 1}'", policy) == []  # not a template with attributes
+    # Only the run-time layer can check a template built while the code runs.
+    assert check("t = '{0.' + name + '}'\ns = t.format(x)") == []
+    assert_refused("t = '{0.' + name + '}'\ns = t.format(x)", "format-template", line=2, policy=ALONE)
+    assert_refused("f = str.format", "format-template", policy=ALONE)
+    assert_refused("from operator import methodcaller\nf = methodcaller('format', 1)", "format-template", line=2, policy=ALONE)
+
+
+def test_what_only_the_runtime_layer_makes_safe() -> None:
+    generator = "def g():\n    try:\n        yield 1\n    finally:\n        print('done')"
+    assert check(generator) == []
+    assert_refused(generator, "finalizer", line=2, policy=ALONE)
+    assert check("import io") == []
+    assert_refused("import io", "import-not-allowed", policy=ALONE)
+    assert_refused("import dataclasses\nD = dataclasses.make_dataclass('D', [])", "blocked-attribute", line=2, policy=ALONE)

@@ -1,8 +1,13 @@
 """Checked execution of model-written code: every layer that stands between it and the host.
 
-- ``validator.py``: the AST layer, run before anything executes (:func:`check`, :class:`Policy`);
-- ``runtime.py``: the run-time layer: curated builtins, a guarded importer, read-only module views;
-- ``limits.py``: time (and memory) limits of a step;
+- ``policy.py``: the rules both code layers apply (:class:`Policy`: allowed modules, refused
+  builtins and attributes, layer switches);
+- ``validator.py``: the AST layer, run before anything executes (:func:`check`, :func:`check_parsed`);
+- ``runtime.py``: the run-time layer: curated builtins, a guarded importer, module views
+  (``views.py``), the compile-time rewrite (``rewrite.py``) that routes every attribute read
+  of model code through the guards (``guards.py``), and the step guard that keeps model
+  functions from running after their step;
+- ``limits.py``: time and memory limits of a step;
 - ``executor.py``: runs checked code in a persistent namespace, with output captured.
 
 Each layer is tested on its own with the others switched off; none is meant to be the only one.
@@ -12,9 +17,12 @@ See SECURITY.md for what each promises and what it does not.
 from __future__ import annotations
 
 from .executor import DEFAULT_MAX_OUTPUT, BoundedOutput, Executor, Outcome, model_traceback
+from .guards import Refused
 from .limits import Deadline, StepTimeout
-from .runtime import ModuleView, guarded_import, safe_builtins
-from .validator import Policy, ValidationError, Violation, check, check_parsed, validate
+from .policy import Policy, default_policy
+from .runtime import ModuleView, RuntimeLayer, guarded_import, register_unsafe_type, runtime_layer, safe_builtins
+from .source import ValidationError, Violation
+from .validator import check, check_parsed, validate
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT",
@@ -24,13 +32,18 @@ __all__ = [
     "ModuleView",
     "Outcome",
     "Policy",
+    "Refused",
+    "RuntimeLayer",
     "StepTimeout",
     "ValidationError",
     "Violation",
     "check",
     "check_parsed",
+    "default_policy",
     "guarded_import",
     "model_traceback",
+    "register_unsafe_type",
+    "runtime_layer",
     "safe_builtins",
     "validate",
 ]

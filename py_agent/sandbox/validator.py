@@ -1,40 +1,57 @@
 """Static (AST) checks for model-written Python, run before the code is executed.
 
-The validator is the first of several layers (see ``py_agent.sandbox.runtime`` for the run-time
-layer; the browser worker's Content-Security-Policy and the database transaction are the
+The validator is the first of several layers (the run-time layer of ``runtime.py`` is the
+second; the browser worker's Content-Security-Policy and the database transaction are the
 others). It rejects code that reaches for interpreter internals or for anything outside an
 allow-list of modules, and explains each problem in a sentence a language model can act on.
+The rules themselves live in ``policy.py`` and are shared with the run-time layer.
 
 What it refuses (rule ids are stable; tests and prompts may rely on them):
 
 ``syntax``             the code does not parse.
 ``dunder``             any ``__name__``-style identifier, attribute, keyword or import, and
                        any string constant containing one (``getattr(x, "__class__")``,
-                       ``"{0.__class__}".format(x)``, ``attrgetter("__globals__")``). The
-                       one exception: classes may define special methods such as
-                       ``__init__`` and ``__repr__`` and call them through ``super()``.
-``blocked-name``       references to ``eval``, ``exec``, ``open``, ``getattr``, ... as calls
-                       or as bare values (``f = eval``).
+                       ``"{0.__class__}".format(x)``), except: plain-data reads such as
+                       ``cls.__name__``, ``__doc__``, ``__tablename__`` (and, with the
+                       run-time layer on, ``type(x)``-like ``x.__class__``, ``__table__``,
+                       ``__mapper__``); special methods defined directly in a class body
+                       and reached through ``super()``.
+``blocked-name``       references to ``eval``, ``exec``, ``open``, ... as calls or as bare
+                       values (``f = eval``). With the run-time layer on, ``getattr``,
+                       ``setattr``, ``hasattr``, ``vars``, ``dir`` and one-argument
+                       ``type`` are its checked versions and allowed.
 ``blocked-attribute``  attributes that reach frames, code objects, modules such as ``os`` or
-                       ``sys`` re-exported by allowed modules, evaluators of strings, or the
-                       raw database connection (``g.gi_frame``, ``typing.sys``,
-                       ``relationship``, ``session.bind``).
+                       ``sys`` re-exported by allowed modules, evaluators of strings, event
+                       listeners, or the raw database connection (``g.gi_frame``,
+                       ``typing.sys``, ``relationship``, ``session.bind``, ``event.listen``).
 ``private-attribute``  ``obj._name`` (except a few public SQLAlchemy/namedtuple names such as
                        ``row._mapping``); private module members such as ``random._os``
                        re-export modules.
-``dynamic-attribute``  ``operator.attrgetter``/``methodcaller`` with anything but literal,
-                       allowed attribute names (they are getattr by another name).
+``format-field``       an attribute in a format field breaks the rules above
+                       (``"{0.gi_frame}"``), in any string constant that is a template.
+``format-template``    (run-time layer off) ``str.format``/``format_map`` on a template that
+                       is not a string literal: only the run-time layer can check a
+                       template built while the code runs.
+``dynamic-attribute``  ``operator.attrgetter``/``methodcaller`` with names that are not
+                       literals, or imported under another name (run-time layer off);
+                       ``vars()``/``dir()`` without an argument and ``type(a, b, c)``.
+``class-keyword``      ``class C(metaclass=...)``.
+``finalizer``          (run-time layer off) ``try``/``with`` blocks in generators: their
+                       clean-up runs whenever the generator is garbage-collected, maybe
+                       after the step.
 ``annotation``         string annotations that are not plain type expressions: SQLAlchemy and
                        ``typing`` evaluate such strings with ``eval``.
 ``import-not-allowed`` imports outside the policy's allow-list.
 ``blocked-module``     imports of modules that are always refused (``os``, ``sys``, ``js``...).
 ``relative-import``    ``from . import x``.
+``broad-except``       bare ``except:`` and ``except BaseException`` (they would swallow the
+                       time limit).
 ``too-complex``        absurdly deep expressions ("-" * 2000 + "1"), refused before parsing:
                        Pyodide's parser would overflow the JavaScript stack and die.
 
 Identifiers are compared after NFKC normalisation, which is what Python itself does
 (``ｅｖａｌ`` *is* ``eval``); the parser already normalises identifiers, and string constants
-are normalised here before they are searched for dunders. Names are otherwise compared
+are normalised here before they are searched. Names are otherwise compared
 case-sensitively, as Python does (``Eval`` is an ordinary name); module names are compared
 case-insensitively, to be safe on case-insensitive file systems.
 """
@@ -43,359 +60,59 @@ from __future__ import annotations
 
 import ast
 import re
-import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable
 from typing import Any
 
-DEFAULT_ALLOWED_IMPORTS: frozenset[str] = frozenset(
-    {
-        "bisect",
-        "calendar",
-        "collections",
-        "dataclasses",
-        "datetime",
-        "decimal",
-        "enum",
-        "fractions",
-        "functools",
-        "heapq",
-        "itertools",
-        "json",
-        "math",
-        "operator",
-        "random",
-        "re",
-        "sqlalchemy",
-        "statistics",
-        "string",
-        "textwrap",
-        "typing",
-        "uuid",
-        "zoneinfo",
-    }
+from .formatting import FORMAT_METHODS, template_paths
+from .policy import (
+    ALLOWED_MODULE_MEMBERS,
+    ATTRIBUTE_REASONS,
+    DEFAULT_ALLOWED_IMPORTS,
+    DEFAULT_BLOCKED_ATTRIBUTES,
+    DEFAULT_BLOCKED_MODULES,
+    DEFAULT_BLOCKED_NAMES,
+    GUARDED_DUNDER_READS,
+    PUBLIC_UNDERSCORE_ATTRIBUTES,
+    SAFE_DUNDER_READS,
+    SPECIAL_METHODS,
+    SPECIAL_METHODS_WITHOUT_RUNTIME,
+    Policy,
+    bad_string_annotations,
+    default_policy,
+    dunder_advice,
+    is_private_name,
+    normalize_name,
 )
+from .rewrite import mark_prepared, rewrite
+from .source import ValidationError, Violation, parse
 
-DEFAULT_BLOCKED_NAMES: frozenset[str] = frozenset(
-    {
-        # Running code from strings.
-        "exec",
-        "eval",
-        "compile",
-        # Files, console, debugger, process.
-        "open",
-        "input",
-        "breakpoint",
-        "help",
-        "exit",
-        "quit",
-        # Attribute access by computed name (reaches dunders without spelling them).
-        "getattr",
-        "setattr",
-        "delattr",
-        "hasattr",
-        # Namespace introspection (returns dicts holding __builtins__ and friends).
-        "globals",
-        "locals",
-        "vars",
-        "dir",
-        # Raw memory; and `type`, which hands out classes (and their mro) for any object.
-        "memoryview",
-        "type",
-    }
-)
-
-DEFAULT_BLOCKED_MODULES: frozenset[str] = frozenset(
-    {
-        # Interpreter and import machinery.
-        "sys", "builtins", "importlib", "imp", "_imp", "zipimport", "pkgutil", "runpy",
-        "inspect", "gc", "types", "code", "codeop", "ctypes", "_ctypes", "cffi", "marshal",
-        "pickle", "_pickle", "copyreg", "shelve", "dbm", "annotationlib", "site", "sysconfig",
-        "linecache", "traceback", "tracemalloc", "faulthandler", "atexit", "pdb", "bdb",
-        "trace", "dis", "ast", "_frozen_importlib", "_frozen_importlib_external",
-        # Operating system, files, processes, threads.
-        "os", "posix", "nt", "posixpath", "ntpath", "genericpath", "_posixsubprocess",
-        "subprocess", "pty", "tty", "fcntl", "resource", "signal", "mmap", "platform",
-        "pathlib", "shutil", "tempfile", "glob", "fileinput", "io", "_io", "codecs",
-        "zipfile", "tarfile", "logging", "threading", "_thread", "multiprocessing",
-        "concurrent", "asyncio", "selectors", "select",
-        # Network.
-        "socket", "ssl", "socketserver", "urllib", "http", "ftplib", "smtplib", "poplib",
-        "imaplib", "xmlrpc", "webbrowser", "email",
-        # Browser (Pyodide) bridges and package installation.
-        "js", "pyodide", "pyodide_js", "_pyodide", "_pyodide_core", "pyodide_http",
-        "emscripten", "micropip", "pip", "setuptools", "ensurepip", "venv",
-        # Raw database access bypasses the managed transaction; SQLAlchemy internals hold
-        # code generators (sqlalchemy.util.attrsetter execs its argument).
-        "sqlite3", "_sqlite3", "sqlalchemy.util", "sqlalchemy.testing",
-    }
-)
-
-# Attribute names refused wherever they appear (``x.NAME``, ``from m import NAME``, match
-# class patterns). Each maps to the reason given to the model.
-_FRAME_REASON = (
-    "it reaches interpreter internals (frames, code objects, the class hierarchy); "
-    "work with the values themselves instead"
-)
-_MODULE_REASON = (
-    "it is a module that model code may not use; import only allowed modules"
-)
-_EVAL_REASON = "it evaluates strings as code; write the code directly instead"
-_GETATTR_REASON = (
-    "it looks attributes up by a computed name; write `obj.name` directly instead"
-)
-_MAPPING_REASON = (
-    "defining mappings and relationships is not allowed (their string arguments are "
-    "evaluated as code); the schema is fixed, so query the existing mapped classes"
-)
-_DATABASE_REASON = (
-    "it reaches the raw database connection outside the managed transaction; "
-    "use the provided `session` (session.execute, session.scalars, session.add)"
-)
-_INSPECT_REASON = (
-    "`x.inspect` is refused because `inspect` is also a blocked module; "
-    "write `from sqlalchemy import inspect` and call `inspect(obj)`"
-)
-ATTRIBUTE_REASONS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code",
-            "f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame",
-            "co_code", "func_globals", "func_code", "mro",
-        ),
-        _FRAME_REASON,
-    ),
-    **dict.fromkeys(
-        (
-            "os", "sys", "builtins", "bltns", "subprocess", "importlib", "codecs", "io",
-            "ctypes", "posix", "nt", "shutil", "socket", "marshal", "pickle", "linecache",
-            "annotationlib", "js", "pyodide", "pyodide_js", "sqlite3", "asyncio",
-            "threading", "logging", "traceback",
-            # sqlalchemy.util and sqlalchemy.testing under the names SQLAlchemy's own
-            # modules import them as (util.attrsetter execs its argument).
-            "util", "langhelpers", "compat", "compat_typing", "sa_typing", "testing",
-            "attrsetter",
-        ),
-        _MODULE_REASON,
-    ),
-    "inspect": _INSPECT_REASON,
-    **dict.fromkeys(
-        (
-            "get_type_hints", "ForwardRef", "evaluate_forward_ref", "get_annotations",
-            "call_evaluate_function", "call_annotate_function",
-        ),
-        _EVAL_REASON,
-    ),
-    "get_field": _GETATTR_REASON,
-    **dict.fromkeys(
-        (
-            "relationship", "Relationship", "RelationshipProperty", "relation", "backref",
-            "dynamic_loader", "association_proxy", "AssociationProxy", "map_imperatively",
-        ),
-        _MAPPING_REASON,
-    ),
-    **dict.fromkeys(
-        (
-            "create_engine", "create_async_engine", "engine_from_config",
-            "async_engine_from_config", "create_mock_engine", "create_pool_from_url",
-            "bind", "get_bind", "engine", "connection", "raw_connection", "dbapi",
-            "loaded_dbapi", "import_dbapi", "dbapi_connection", "driver_connection",
-        ),
-        _DATABASE_REASON,
-    ),
-}
-DEFAULT_BLOCKED_ATTRIBUTES: frozenset[str] = frozenset(ATTRIBUTE_REASONS)
-
-# Underscore attributes that are public API (SQLAlchemy's Row, namedtuples).
-PUBLIC_UNDERSCORE_ATTRIBUTES: frozenset[str] = frozenset(
-    {"_mapping", "_asdict", "_fields", "_field_defaults", "_replace", "_make", "_t", "_tuple"}
-)
-
-# Callables that perform getattr with their (string) arguments.
-_DYNAMIC_ATTRIBUTE_CALLS = frozenset({"attrgetter", "methodcaller"})
-
-# Module members whose names are also blocked attributes but which are fine to import from
-# that module: `from sqlalchemy import inspect` is SQLAlchemy's inspection function, while
-# `x.inspect` may be the inspect module (dataclasses.inspect).
-ALLOWED_MODULE_MEMBERS: frozenset[tuple[str, str]] = frozenset(
-    {("sqlalchemy", "inspect"), ("sqlalchemy.inspection", "inspect")}
-)
-
-# Special methods that classes written by the model may define (directly in a class body)
-# and reach through `super()`, e.g. `def __init__(self): super().__init__()`. Defining or
-# delegating these reads nothing new. Not listed, so refused: __getattribute__, __getattr__,
-# __setattr__, __delattr__ (attribute access by computed name), __del__ (runs at some later
-# garbage collection), __new__, __init_subclass__, __class_getitem__, __set_name__.
-SPECIAL_METHODS: frozenset[str] = frozenset(
-    "__" + name + "__"
-    for name in (
-        "init post_init repr str format bytes hash bool eq ne lt le gt ge len length_hint "
-        "iter next reversed contains getitem setitem delitem missing call enter exit "
-        "aenter aexit aiter anext await index int float complex round trunc floor ceil "
-        "neg pos abs invert add sub mul matmul truediv floordiv mod divmod pow lshift "
-        "rshift and or xor radd rsub rmul rmatmul rtruediv rfloordiv rmod rdivmod rpow "
-        "rlshift rrshift rand ror rxor iadd isub imul imatmul itruediv ifloordiv imod "
-        "ipow ilshift irshift iand ior ixor"
-    ).split()
-)
-
-_NAME_REASONS: dict[str, str] = {
-    **dict.fromkeys(("exec", "eval", "compile"), "write the code directly instead of running code from a string"),
-    **dict.fromkeys(
-        ("open", "input", "breakpoint", "help", "exit", "quit"),
-        "there is no file, console or process access; work with `session` and the given tools, and use print() for output",
-    ),
-    **dict.fromkeys(
-        ("getattr", "setattr", "delattr", "hasattr"),
-        "use ordinary attribute access such as `obj.name` or `obj.name = value`",
-    ),
-    **dict.fromkeys(("globals", "locals", "vars", "dir"), "refer to variables directly by name"),
-    "memoryview": "use bytes or bytearray instead",
-    "type": "use isinstance(x, SomeClass) to test a type, or print(repr(x)) to look at a value",
-}
+__all__ = [
+    "ALLOWED_MODULE_MEMBERS",
+    "ATTRIBUTE_REASONS",
+    "DEFAULT_ALLOWED_IMPORTS",
+    "DEFAULT_BLOCKED_ATTRIBUTES",
+    "DEFAULT_BLOCKED_MODULES",
+    "DEFAULT_BLOCKED_NAMES",
+    "PUBLIC_UNDERSCORE_ATTRIBUTES",
+    "SPECIAL_METHODS",
+    "Policy",
+    "ValidationError",
+    "Violation",
+    "check",
+    "check_parsed",
+    "is_private_name",
+    "normalize_name",
+    "validate",
+]
 
 _DUNDER_IN_TEXT = re.compile(r"__[^\W_]\w*?__")
 # Fields the walk skips: `ctx` holds no names; the others are strings but not identifiers.
+# Attribute names are checked by check_attribute_node (reads and writes differ).
 _SKIPPED_FIELDS = frozenset({"ctx", "type_comment", "kind"})
-_FIELDS: dict[type, tuple[str, ...]] = {}  # per node class: the fields the walk reads
-# Nodes allowed inside a string annotation such as "Author" or "list[Book] | None".
-_TYPE_EXPRESSION_NODES = (
-    ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List,
-    ast.Constant, ast.BinOp, ast.BitOr, ast.Load,
-)
-
-
-def normalize_name(text: str) -> str:
-    """Normalise like Python normalises identifiers (cheap for the usual ASCII text)."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
-
-
-def _is_dunder(name: str) -> bool:
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-def is_private_name(name: str) -> bool:
-    return (
-        name.startswith("_")
-        and not _is_dunder(name)
-        and name not in PUBLIC_UNDERSCORE_ATTRIBUTES
-    )
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What model code may import and use.
-
-    ``allowed_imports`` holds module names; each allows the module and its submodules
-    (``"datetime"`` allows ``datetime`` and ``datetime.x``). ``blocked_modules`` always win,
-    also over submodules (``"sqlalchemy.util"`` is refused although ``sqlalchemy`` is allowed).
-    """
-
-    allowed_imports: frozenset[str] = DEFAULT_ALLOWED_IMPORTS
-    blocked_names: frozenset[str] = DEFAULT_BLOCKED_NAMES
-    blocked_modules: frozenset[str] = DEFAULT_BLOCKED_MODULES
-    blocked_attributes: frozenset[str] = DEFAULT_BLOCKED_ATTRIBUTES
-    # Exempt from blocked_attributes, e.g. the schema's column names (a `Car.engine` column).
-    allowed_attributes: frozenset[str] = frozenset()
-
-    @classmethod
-    def with_imports(cls, extra: Iterable[str]) -> Policy:
-        """The default policy plus ``extra`` allowed modules (blocked modules stay blocked)."""
-        return cls(allowed_imports=DEFAULT_ALLOWED_IMPORTS | frozenset(extra))
-
-    @cached_property
-    def _blocked_folded(self) -> frozenset[str]:
-        return frozenset(normalize_name(m).casefold() for m in self.blocked_modules)
-
-    def is_blocked_module(self, name: str) -> bool:
-        """True if ``name`` or any package above it is in ``blocked_modules``."""
-        parts = normalize_name(name).casefold().split(".")
-        return any(".".join(parts[:i]) in self._blocked_folded for i in range(1, len(parts) + 1))
-
-    def is_allowed_module(self, name: str) -> bool:
-        """True if ``name`` may be imported: under an allowed module and not blocked."""
-        if self.is_blocked_module(name):
-            return False
-        return any(name == m or name.startswith(m + ".") for m in self.allowed_imports)
-
-    def allowed_list(self) -> str:
-        """The importable modules, for messages: "bisect, calendar, ..."."""
-        return ", ".join(sorted(m for m in self.allowed_imports if not self.is_blocked_module(m)))
-
-    def import_refusal(self, name: str) -> tuple[str, str] | None:
-        """``(rule, message)`` if importing ``name`` is refused, else None.
-
-        Shared by the validator and the run-time import hook so both say the same thing.
-        """
-        if self.is_blocked_module(name):
-            return (
-                "blocked-module",
-                (
-                    f"import of '{name}' is blocked: model code has no access to the operating "
-                    f"system, the interpreter, the network or the raw database. Use `session` "
-                    f"and the provided tools; allowed modules: {self.allowed_list()}."
-                ),
-            )
-        if not self.is_allowed_module(name):
-            return (
-                "import-not-allowed",
-                (
-                    f"import of '{name}' is not allowed; allowed modules: "
-                    f"{self.allowed_list()}. Solve the task with these."
-                ),
-            )
-        return None
-
-    def attribute_refusal(self, name: str) -> tuple[str, str] | None:
-        """``(rule, message)`` if the attribute ``name`` may not be used, else None."""
-        if _is_dunder(name):
-            return (
-                "dunder",
-                (
-                    f"'{name}' is a dunder (double-underscore) name; these reach interpreter "
-                    f"internals and are not allowed. Use the public API instead."
-                ),
-            )
-        if name in self.blocked_attributes and name not in self.allowed_attributes:
-            reason = ATTRIBUTE_REASONS.get(name, "it is blocked by the policy")
-            return "blocked-attribute", f"attribute '{name}' is not allowed: {reason}."
-        if is_private_name(name):
-            return (
-                "private-attribute",
-                (
-                    f"'{name}' is private (leading underscore) and is not allowed; use the "
-                    f"public attributes and methods instead."
-                ),
-            )
-        return None
-
-
-DEFAULT_POLICY = Policy()
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One broken rule. ``line`` and ``col`` are 1-based, ``col`` counts characters."""
-
-    rule: str
-    message: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return f"line {self.line}, col {self.col}: [{self.rule}] {self.message}"
-
-
-class ValidationError(Exception):
-    """The code was refused; ``violations`` lists every problem found."""
-
-    def __init__(self, violations: list[Violation]) -> None:
-        self.violations = list(violations)
-        count = len(self.violations)
-        lines = [f"The code was rejected before running ({count} problem{'s' * (count != 1)}):"]
-        lines += [str(v) for v in self.violations]
-        super().__init__("\n".join(lines))
+_FIELDS: dict[type, tuple[str, ...]] = {ast.Attribute: ("value",)}
+# Callables that perform getattr with their (string) arguments.
+_DYNAMIC_ATTRIBUTE_CALLS = frozenset({"attrgetter", "methodcaller"})
+_BROAD_EXCEPTIONS = frozenset({"BaseException", "KeyboardInterrupt", "SystemExit", "GeneratorExit"})
 
 
 def check(code: str, policy: Policy | None = None) -> list[Violation]:
@@ -409,25 +126,25 @@ def check(code: str, policy: Policy | None = None) -> list[Violation]:
 def check_parsed(code: str, policy: Policy | None = None) -> tuple[list[Violation], ast.Module | None]:
     """Like :func:`check`, and also the parsed tree (None when the code did not parse).
 
-    The loop hands the tree on to the executor, so a step's code is parsed once.
+    The loop hands the tree on to the executor, so a step's code is parsed once. With the
+    run-time layer on, the same walk also prepares the tree for it (its rewrite, see
+    ``rewrite.py``): the validator checks each node as written, then the rewrite changes
+    it, and the executor compiles the result without walking it again. With the validator
+    switched off (``policy.validator``) nothing is checked here.
     """
-    policy = policy or DEFAULT_POLICY
-    if _too_deep(code):
-        return [_too_complex()], None
-    try:
-        tree = ast.parse(code, mode="exec")
-    except SyntaxError as err:
-        line = err.lineno or 1
-        col = err.offset or 1
-        return [
-            Violation("syntax", f"the code does not parse: {err.msg}. Fix the syntax and send the whole code again.", line, col)
-        ], None
-    except ValueError as err:  # e.g. source containing NUL bytes
-        return [Violation("syntax", f"the code does not parse: {err}. Send plain Python source.", 1, 1)], None
-    except (RecursionError, MemoryError):  # the parser's own limits, e.g. "-" * 100_000 + "1"
-        return [_too_complex()], None
-    checker = _Checker(code, policy)
-    checker.visit_all(tree)
+    policy = policy or default_policy()
+    tree, problem = parse(code)
+    if problem is not None:
+        return [problem], None
+    assert tree is not None
+    checker = _Checker(code, policy) if policy.validator else None
+    if policy.runtime:
+        mark_prepared(tree, policy, rewrite(tree, policy, code, checker))
+    elif checker is not None:
+        checker.visit_all(tree)
+    if checker is None:
+        return [], tree
+    checker.check_module_members()
     return sorted(checker.violations, key=lambda v: (v.line, v.col)), tree
 
 
@@ -438,100 +155,8 @@ def validate(code: str, policy: Policy | None = None) -> None:
         raise ValidationError(violations)
 
 
-# Pyodide's parser overflows the JavaScript stack (a fatal error that kills the interpreter)
-# at about 1,750 chained operators in one expression, e.g. "-" * 2000 + "1" or
-# "+".join(["1"] * 2000); CPython raises RecursionError or MemoryError instead. (Deep
-# brackets are fine: the parser's own limit refuses them cleanly.) So code long enough to
-# get there is scanned first, and anything near that depth is refused unparsed.
-_SCAN_FROM = 1000  # characters; shorter code cannot chain enough operators
-_DEPTH_LIMIT = 500  # no sensible expression comes close
-_CHAIN_CHARACTERS = "+-*/%@&|^~<>.!="
-_CHAIN_KEYWORDS = frozenset({"not", "and", "or", "if", "else", "lambda", "await", "in", "is", "for", "yield"})
-_CHAIN_KEYWORD_PATTERN = rf"\b(?:{'|'.join(sorted(_CHAIN_KEYWORDS))})\b"
-_CHAIN_KEYWORD_RE = re.compile(_CHAIN_KEYWORD_PATTERN)
-_STRING_BODY = "|".join(
-    (
-        r"'''(?:\\.|[^\\])*?'''",
-        r'"""(?:\\.|[^\\])*?"""',
-        r"'(?:\\.|[^\\'\n])*'",
-        r'"(?:\\.|[^\\"\n])*"',
-    )
-)
-_SCAN = re.compile(
-    r"(?P<comment>#[^\n]*)"
-    rf"|(?P<string>(?P<prefix>[A-Za-z]{{0,3}})(?:{_STRING_BODY}))"
-    rf"|(?P<word>{_CHAIN_KEYWORD_PATTERN})"  # other names are skipped
-    r"|(?P<open>[(\[{])"
-    r"|(?P<close>[)\]}])"
-    r"|(?P<continuation>\\\r?\n)"
-    r"|(?P<separator>[,;\n])"
-    rf"|(?P<operator>[{re.escape(_CHAIN_CHARACTERS)}])"
-)
-
-
-def _too_deep(code: str) -> bool:
-    """True if ``code`` may chain operators deeply enough to crash Pyodide's parser."""
-    if len(code) < _SCAN_FROM:
-        return False
-    # Cheap upper bound first (counting in C): most long code stops here.
-    bound = (
-        sum(map(code.count, _CHAIN_CHARACTERS))
-        + sum(map(code.count, "()[]{}"))
-        + len(_CHAIN_KEYWORD_RE.findall(code))
-    )
-    return bound > _DEPTH_LIMIT and _nesting_estimate(code) > _DEPTH_LIMIT
-
-
-def _nesting_estimate(code: str) -> int:
-    """A rough upper bound of how deeply the parser recurses on ``code`` (no parsing).
-
-    Counts operators, operator keywords and brackets chained within one expression;
-    commas and statement ends start a new chain. Overcounting is harmless (the limit is far
-    above real code); f-string bodies are estimated in turn, as they hold expressions.
-    """
-    levels = [0]  # chain length at each open bracket
-    total = 0  # sum(levels)
-    worst = 0
-    for match in _SCAN.finditer(code):
-        kind = match.lastgroup
-        if kind == "string" or kind == "prefix":
-            prefix = (match.group("prefix") or "").lower()
-            if "f" in prefix or "t" in prefix:
-                literal = match.group("string")[len(prefix):]
-                quote = 3 if literal[:3] in ("'''", '"""') else 1
-                nested = _nesting_estimate(literal[quote:-quote])
-                worst = max(worst, total + len(levels) - 1 + nested)
-            continue
-        if kind == "open":
-            levels.append(0)
-            continue
-        elif kind == "close":
-            if len(levels) > 1:
-                total -= levels.pop()
-        elif kind == "separator":
-            if match.group() == "\n" and len(levels) > 1:
-                continue  # newlines inside brackets do not end the expression
-            total -= levels[-1]
-            levels[-1] = 0
-            continue
-        elif kind != "operator" and kind != "word":  # comments, line continuations
-            continue
-        # An operator or keyword, or a closed bracket group (as in f(x)(y) or a.b(c).d),
-        # makes the current chain one longer.
-        levels[-1] += 1
-        total += 1
-        worst = max(worst, total + len(levels) - 1)
-    return worst
-
-
-def _too_complex() -> Violation:
-    return Violation(
-        "too-complex",
-        f"an expression chains or nests too deeply (more than {_DEPTH_LIMIT} operators or "
-        f"brackets in one expression); split it into several statements.",
-        1,
-        1,
-    )
+def _is_literal_string(node: Any) -> bool:
+    return (type(node) is ast.Constant and type(node.value) is str) or type(node) is ast.JoinedStr
 
 
 class _Checker:
@@ -540,13 +165,24 @@ class _Checker:
     def __init__(self, code: str, policy: Policy) -> None:
         self.code = code
         self.policy = policy
+        self.runtime = policy.runtime
+        self.refused_names = policy.refused_names
+        self.dunder_reads = SAFE_DUNDER_READS | GUARDED_DUNDER_READS if self.runtime else SAFE_DUNDER_READS
+        self.special_methods = SPECIAL_METHODS if self.runtime else SPECIAL_METHODS_WITHOUT_RUNTIME
         self.violations: list[Violation] = []
         self._seen: set[tuple[str, int, int, str]] = set()
         self._lines: list[str] | None = None
-        # Calls to attrgetter/methodcaller whose arguments were checked.
-        self._checked_dynamic_calls: set[int] = set()
-        # Method definitions and super() calls whose special-method name is allowed.
+        # Nodes already checked by their parent (attrgetter calls, `"...".format(...)`).
+        self._checked: set[int] = set()
+        # Method definitions and names whose special-method name is allowed.
         self._allowed_dunders: set[int] = set()
+        self.allowed_dunders = self._allowed_dunders  # read by the shared walk (rewrite.py)
+        self.handlers = self._handlers
+        self.check_identifier = self._check_identifier
+        # `name.attr` uses and the modules names are bound to by `import`, matched after
+        # the walk (the walk does not visit statements in order): `import io; io.open`.
+        self._name_attributes: list[tuple[ast.Attribute, str, str]] = []
+        self._module_names: dict[str, str] = {}
 
     # -- reporting -------------------------------------------------------------------
 
@@ -577,7 +213,7 @@ class _Checker:
         ``str`` field of a non-Constant node), so that new syntax (match patterns, type
         parameters, t-strings) is covered without listing every field.
         """
-        handlers = self._handlers
+        handlers = self.handlers
         allowed_dunders = self._allowed_dunders
         check_identifier = self._check_identifier
         node_type = ast.AST
@@ -603,7 +239,7 @@ class _Checker:
                     for item in value:
                         if isinstance(item, node_type):
                             push(item)
-                        elif type(item) is str:
+                        elif type(item) is str and not names_ok:
                             check_identifier(node, item)
                 elif type(value) is str and not names_ok:
                     check_identifier(node, value)
@@ -619,63 +255,14 @@ class _Checker:
             ast.ImportFrom: self.check_import_from,
             ast.MatchClass: self.check_match_class,
             ast.ClassDef: self.check_class,
-            ast.FunctionDef: self.check_returns,
-            ast.AsyncFunctionDef: self.check_returns,
+            ast.FunctionDef: self.check_function,
+            ast.AsyncFunctionDef: self.check_function,
             ast.arg: self.check_arg,
             ast.AnnAssign: self.check_ann_assign,
             ast.ExceptHandler: self.check_except,
         }
 
-    def check_except(self, node: ast.ExceptHandler) -> None:
-        """Refuse handlers that would swallow the step's time limit or an interrupt.
-
-        The time bound and the browser's interrupt arrive as BaseExceptions; no timer
-        can get out of a bare ``except:`` or ``except BaseException`` in a loop.
-        """
-        caught = node.type
-        names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
-        broad = caught is None or any(
-            isinstance(n, ast.Name) and n.id in ("BaseException", "KeyboardInterrupt", "SystemExit", "GeneratorExit")
-            for n in names
-        )
-        if broad:
-            self.report(
-                node,
-                "broad-except",
-                "bare `except:` and `except BaseException` are not allowed (they would swallow the "
-                "time limit); catch `Exception` or a specific error instead.",
-            )
-
-    def check_attribute_node(self, node: ast.Attribute) -> None:
-        value = node.value
-        if (
-            node.attr in SPECIAL_METHODS
-            and isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name)
-            and value.func.id == "super"
-        ):
-            self._allowed_dunders.add(id(node))  # super().__init__(...)
-        self.check_attribute(node, node.attr)
-
-    def check_class(self, node: ast.ClassDef) -> None:
-        for statement in node.body:
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name in SPECIAL_METHODS:
-                self._allowed_dunders.add(id(statement))  # def __init__(self): ...
-
-    def check_match_class(self, node: ast.MatchClass) -> None:
-        for attr in node.kwd_attrs:  # `case C(attr=...)` is a getattr
-            self.check_attribute(node, attr)
-
-    def check_returns(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        if node.returns is not None:
-            self.check_annotation(node.returns)
-
-    def check_arg(self, node: ast.arg) -> None:
-        if node.annotation is not None:
-            self.check_annotation(node.annotation)
-
-    def check_ann_assign(self, node: ast.AnnAssign) -> None:
-        self.check_annotation(node.annotation)
+    # -- identifiers and names -------------------------------------------------------
 
     def _check_identifier(self, node: ast.AST, text: str) -> None:
         if "__" not in text and text.isascii():  # the usual case, cheaply
@@ -683,46 +270,56 @@ class _Checker:
         # Dotted import paths and t-string source texts contain several identifiers.
         match = _DUNDER_IN_TEXT.search(normalize_name(text))
         if match:
-            self.report(
-                node,
-                "dunder",
-                f"'{match.group(0)}' is a dunder (double-underscore) name; these reach "
-                f"interpreter internals and are not allowed. Use the public API instead.",
-            )
-
-    def check_string_constant(self, node: ast.Constant) -> None:
-        value = node.value
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        if not isinstance(value, str) or ("_" not in value and value.isascii()):
-            return
-        match = _DUNDER_IN_TEXT.search(normalize_name(value))
-        if match:
-            self.report(
-                node,
-                "dunder",
-                f"the string contains the dunder name '{match.group(0)}'; dunder names may "
-                f"not be used in any form (attributes, getattr-style strings, format fields). "
-                f"Use the public API instead.",
-            )
+            name = match.group(0)
+            self.report(node, "dunder", f"'{name}' is not allowed: {dunder_advice(name, self.runtime)}.")
 
     def check_name(self, node: ast.Name) -> None:
         self.check_bound_name(node, node.id)
-        if node.id in _DYNAMIC_ATTRIBUTE_CALLS and id(node) not in self._checked_dynamic_calls:
+        if node.id in _DYNAMIC_ATTRIBUTE_CALLS and not self.runtime and id(node) not in self._checked:
             self._report_dynamic(node, node.id)
 
     def check_bound_name(self, node: ast.AST, name: str) -> None:
         """Blocked names are refused as values, as targets and as import aliases."""
-        if name in self.policy.blocked_names:
-            reason = _NAME_REASONS.get(name, "it is blocked by the policy")
-            self.report(node, "blocked-name", f"'{name}' is not available to model code: {reason}.")
+        reason = self.policy.name_refusal(name) if name in self.refused_names else None
+        if reason is not None:
+            self.report(node, "blocked-name", reason)
 
-    def check_attribute(self, node: ast.AST, name: str) -> None:
-        refusal = self.policy.attribute_refusal(name)
+    # -- attributes ------------------------------------------------------------------
+
+    def check_attribute_node(self, node: ast.Attribute) -> None:
+        name = node.attr
+        store = type(node.ctx) is not ast.Load
+        if not store and name in SPECIAL_METHODS and _is_super_call(node.value):
+            if name in self.special_methods:
+                return  # super().__init__(...)
+        if not store and name in FORMAT_METHODS and not self.runtime and id(node) not in self._checked:
+            self.report(
+                node,
+                "format-template",
+                f"'.{name}' may only be used directly on a string literal here (the template must be "
+                f"visible in the code), e.g. \"{{}}: {{:.2f}}\".format(title, price); or use an f-string.",
+            )
+            return
+        if type(node.value) is ast.Name:
+            self._name_attributes.append((node, node.value.id, name))
+        self.check_attribute(node, name, store)
+
+    def check_module_members(self) -> None:
+        """Members that a module's rules hide (io.open, csv.register_dialect), used by name."""
+        if not self._module_names:
+            return
+        for node, name, attr in self._name_attributes:
+            module = self._module_names.get(name)
+            if module is not None:
+                hidden = self.policy.member_refusal(module, attr)
+                if hidden is not None:
+                    self.report(node, "blocked-attribute", hidden + ".")
+
+    def check_attribute(self, node: ast.AST, name: str, store: bool = False) -> None:
+        refusal = self.policy.attribute_refusal(name, store)
         if refusal is not None:
-            if refusal[0] != "dunder":  # dunders are reported by the walk's identifier check
-                self.report(node, *refusal)
-        elif name in _DYNAMIC_ATTRIBUTE_CALLS and id(node) not in self._checked_dynamic_calls:
+            self.report(node, *refusal)
+        elif name in _DYNAMIC_ATTRIBUTE_CALLS and not self.runtime and id(node) not in self._checked:
             self._report_dynamic(node, name)
 
     def _report_dynamic(self, node: ast.AST, name: str) -> None:
@@ -733,23 +330,92 @@ class _Checker:
             f"e.g. {name}(\"name\"); or write a lambda such as `lambda a: a.name`.",
         )
 
+    # -- strings ---------------------------------------------------------------------
+
+    def check_string_constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if not isinstance(value, str) or (value.isascii() and "_" not in value and "{" not in value):
+            return
+        text = normalize_name(value)
+        if "__" in text:
+            for match in _DUNDER_IN_TEXT.finditer(text):
+                name = match.group(0)
+                if name not in self.dunder_reads:
+                    self.report(
+                        node,
+                        "dunder",
+                        f"the string contains the dunder name '{name}'; dunder names may not be used in "
+                        f"any form (attributes, getattr-style strings, format fields): {dunder_advice(name, self.runtime)}.",
+                    )
+                    break
+        if "{" in text and ("." in text or "[" in text):
+            self.check_template(node, text)
+
+    def check_template(self, node: ast.AST, template: str) -> None:
+        """Attributes in format fields obey the same rules as attributes in code."""
+        try:
+            paths = list(template_paths(template))
+        except ValueError:
+            return  # not a format template
+        for field, is_attribute, key in paths:
+            if is_attribute:
+                refusal = self.policy.attribute_refusal(normalize_name(str(key)))
+                if refusal is not None:
+                    self.report(node, "format-field", f"the format field '{{{field}}}' reads an attribute: {refusal[1]}")
+                    return
+
+    # -- calls -----------------------------------------------------------------------
+
     def check_call(self, node: ast.Call) -> None:
         func = node.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-        if name not in _DYNAMIC_ATTRIBUTE_CALLS:
+        if type(func) is ast.Name:
+            name = func.id
+        elif type(func) is ast.Attribute:
+            name = func.attr
+            if name in FORMAT_METHODS and _is_literal_string(func.value):
+                self._checked.add(id(func))  # "{}: {}".format(...): the literal is checked as a template
+                return
+        else:
             return
-        self._checked_dynamic_calls.add(id(func))
+        if name in _DYNAMIC_ATTRIBUTE_CALLS:
+            self._check_dynamic_call(node, func, name)
+        elif type(func) is ast.Name and self.runtime:
+            self._check_guarded_builtin(node, name)
+
+    def _check_dynamic_call(self, node: ast.Call, func: ast.expr, name: str) -> None:
+        self._checked.add(id(func))
         # attrgetter("a.b", "c") looks up every argument; methodcaller("m", *args) only the first.
         names = node.args if name == "attrgetter" else node.args[:1]
-        literals = [a.value for a in names if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        literals = [a.value for a in names if type(a) is ast.Constant and type(a.value) is str]
         if not names or len(literals) != len(names):
-            self._report_dynamic(node, name)
+            if not self.runtime:  # the run-time layer checks computed names; without it, refuse
+                self._report_dynamic(node, name)
             return
         for arg, literal in zip(names, literals):
             for part in normalize_name(literal).split("."):
                 refusal = self.policy.attribute_refusal(part)
                 if refusal is not None and refusal[0] != "dunder":  # dunders: string rule
                     self.report(arg, *refusal)
+                elif not self.runtime and name == "methodcaller" and part in FORMAT_METHODS:
+                    self.report(arg, "format-template", "methodcaller('format') is not allowed here; call .format on a string literal, or use an f-string.")
+
+    def _check_guarded_builtin(self, node: ast.Call, name: str) -> None:
+        """getattr & co. are checked at run time; literal names get their message now."""
+        args = node.args
+        if name in ("getattr", "hasattr", "setattr") and len(args) >= 2:
+            key = args[1]
+            if type(key) is ast.Constant and type(key.value) is str:
+                refusal = self.policy.attribute_refusal(normalize_name(key.value), name == "setattr")
+                if refusal is not None and refusal[0] != "dunder":  # dunders: string rule
+                    self.report(key, *refusal)
+        elif name in ("vars", "dir") and not args and not node.keywords:
+            self.report(node, "dynamic-attribute", f"{name}() needs an object here, e.g. {name}(book); refer to your own variables by name.")
+        elif name == "type" and len(args) + len(node.keywords) > 1:
+            self.report(node, "dynamic-attribute", "type() takes one argument here (the class of x); to define a class, write a `class` statement.")
+
+    # -- imports ---------------------------------------------------------------------
 
     def check_import(self, node: ast.Import) -> None:
         for alias in node.names:  # `import os, sys`: one report each, at each name
@@ -758,6 +424,10 @@ class _Checker:
                 self.report(alias, *refusal)
             if alias.asname is not None:
                 self.check_bound_name(alias, alias.asname)
+                self._module_names[alias.asname] = alias.name
+            else:
+                top = alias.name.split(".")[0]
+                self._module_names[top] = top
 
     def check_import_from(self, node: ast.ImportFrom) -> None:
         if node.level:
@@ -783,7 +453,68 @@ class _Checker:
             refusal = self.policy.attribute_refusal(alias.name)
             if refusal is not None and refusal[0] != "dunder" and (module, alias.name) not in ALLOWED_MODULE_MEMBERS:
                 self.report(alias, *refusal)
+            hidden = self.policy.member_refusal(module, alias.name)
+            if hidden is not None:
+                self.report(alias, "blocked-attribute", hidden + ".")
+            if alias.asname is not None and self.policy.is_allowed_module(submodule):
+                self._module_names[alias.asname] = submodule  # from html import parser as p
+            if alias.name in _DYNAMIC_ATTRIBUTE_CALLS and alias.asname not in (None, alias.name) and not self.runtime:
+                self.report(
+                    alias,
+                    "dynamic-attribute",
+                    f"import '{alias.name}' under its own name (`from {module} import {alias.name}`), "
+                    f"so that its arguments can be checked.",
+                )
             self.check_bound_name(alias, alias.asname or alias.name)
+
+    # -- classes, functions, handlers ------------------------------------------------
+
+    def check_class(self, node: ast.ClassDef) -> None:
+        for keyword in node.keywords:
+            if keyword.arg == "metaclass":
+                self.report(keyword, "class-keyword", "metaclass= is not allowed; write a plain class (or a @dataclass).")
+        for statement in node.body:
+            kind = type(statement)
+            if kind in (ast.FunctionDef, ast.AsyncFunctionDef) and statement.name in SPECIAL_METHODS:
+                if statement.name in self.special_methods:
+                    self._allowed_dunders.add(id(statement))  # def __init__(self): ...
+                else:
+                    self._allowed_dunders.add(id(statement))  # reported here, not twice
+                    self.report(
+                        statement,
+                        "dunder",
+                        f"defining '{statement.name}' is not allowed without the run-time layer: host code "
+                        f"could call it after the step. Define __init__ only, and plain methods.",
+                    )
+            elif kind is ast.Assign and self.runtime:  # __hash__ = None, __repr__ = __str__
+                for target in (*statement.targets, statement.value):
+                    if type(target) is ast.Name and target.id in SPECIAL_METHODS:
+                        self._allowed_dunders.add(id(target))
+
+    def check_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if node.returns is not None:
+            self.check_annotation(node.returns)
+        if not self.runtime and _is_generator(node):
+            for inner in _own_nodes(node):
+                if type(inner) in (ast.Try, ast.With, ast.AsyncWith) or type(inner).__name__ == "TryStar":
+                    self.report(
+                        inner,
+                        "finalizer",
+                        "a generator may not hold try/with blocks here: their clean-up would run when the "
+                        "generator is garbage-collected, after the step. Collect the results in a list instead.",
+                    )
+                    break
+
+    def check_match_class(self, node: ast.MatchClass) -> None:
+        for attr in node.kwd_attrs:  # `case C(attr=...)` is a getattr
+            self.check_attribute(node, attr)
+
+    def check_arg(self, node: ast.arg) -> None:
+        if node.annotation is not None:
+            self.check_annotation(node.annotation)
+
+    def check_ann_assign(self, node: ast.AnnAssign) -> None:
+        self.check_annotation(node.annotation)
 
     def check_annotation(self, annotation: ast.expr) -> None:
         """String annotations must be type expressions such as "Author" or "list[Book]".
@@ -791,52 +522,48 @@ class _Checker:
         SQLAlchemy (``Mapped["..."]``) and ``typing`` turn these strings into code with
         ``eval``, so anything else in them is refused.
         """
-        for node, text in _evaluated_strings(annotation):
-            if not _is_type_expression(text):
-                self.report(
-                    node,
-                    "annotation",
-                    f"the string annotation {text!r} is not a plain type expression; "
-                    f"write a class name such as \"Author\" or \"list[Book]\", or drop the annotation.",
-                )
+        for node, text in bad_string_annotations(annotation):
+            self.report(
+                node,
+                "annotation",
+                f"the string annotation {text!r} is not a plain type expression; "
+                f"write a class name such as \"Author\" or \"list[Book]\", or drop the annotation.",
+            )
+
+    def check_except(self, node: ast.ExceptHandler) -> None:
+        """Refuse handlers that would swallow the step's time limit or an interrupt.
+
+        The time bound and the browser's interrupt arrive as BaseExceptions; no timer
+        can get out of a bare ``except:`` or ``except BaseException`` in a loop.
+        """
+        caught = node.type
+        names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+        broad = caught is None or any(isinstance(n, ast.Name) and n.id in _BROAD_EXCEPTIONS for n in names)
+        if broad:
+            self.report(
+                node,
+                "broad-except",
+                "bare `except:` and `except BaseException` are not allowed (they would swallow the "
+                "time limit); catch `Exception` or a specific error instead.",
+            )
 
 
-def _evaluated_strings(expr: ast.expr) -> Iterable[tuple[ast.Constant, str]]:
-    """String constants in an annotation that typing would evaluate (forward references).
-
-    The arguments of ``Literal[...]`` and the metadata of ``Annotated[...]`` are plain values.
-    """
-    if isinstance(expr, ast.Constant):
-        if isinstance(expr.value, str):
-            yield expr, expr.value
-        return
-    if isinstance(expr, ast.Subscript):
-        head = expr.value
-        head_name = head.id if isinstance(head, ast.Name) else head.attr if isinstance(head, ast.Attribute) else ""
-        if head_name == "Literal":
-            return
-        items = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
-        if head_name == "Annotated":
-            items = items[:1]
-        yield from _evaluated_strings(head)
-        for item in items:
-            yield from _evaluated_strings(item)
-        return
-    for child in ast.iter_child_nodes(expr):
-        if isinstance(child, ast.expr):
-            yield from _evaluated_strings(child)
+def _is_super_call(node: Any) -> bool:
+    return type(node) is ast.Call and type(node.func) is ast.Name and node.func.id == "super"
 
 
-def _is_type_expression(text: str) -> bool:
-    """True for names, dotted names, subscripts, tuples/lists of those, ``|`` and None."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError):
-        return False
-    for node in ast.walk(tree):
-        if not isinstance(node, _TYPE_EXPRESSION_NODES):
-            return False
-        if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr):
-            return False
-    # Strings inside the string ("list['Book']") are evaluated in turn.
-    return all(_is_type_expression(text) for _, text in _evaluated_strings(tree.body))
+def _own_nodes(function: ast.AST) -> list[ast.AST]:
+    """The nodes of a function's body, not those of functions or classes nested in it."""
+    found: list[ast.AST] = []
+    stack = list(ast.iter_child_nodes(function))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        found.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _is_generator(function: ast.AST) -> bool:
+    return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(function))

@@ -92,3 +92,35 @@ _databases = itertools.count(1)
 def postgres_url(postgres_cluster) -> str:
     """The SQLAlchemy URL of a fresh, empty PostgreSQL database (superuser connection)."""
     return postgres_cluster.create_database(f"test_{os.getpid()}_{next(_databases)}")
+
+
+# --- PostgreSQL with py-agent set up (server helper, issue 10) ----------------------------------
+# `postgres_demo`: a fresh copy of the demo bookshop on the cluster, prepared with
+# `postgres_setup.setup` for a least-privilege role; `.engine` connects as that role (what
+# py-agent should use), `.admin_url` as the superuser. tests/test_postgres_core.py runs the
+# SQLite suites' cases again with `engine` overridden by it.
+
+from helpers import APP_ROLE, PostgresDemo  # noqa: E402 - (also imported by test_postgres_guards)
+
+
+@pytest.fixture(scope="session")
+def postgres_demo_template(postgres_cluster) -> str:
+    """A database holding the seeded demo, prepared for py-agent; copied for each test."""
+    from py_agent.database.postgres_setup import setup
+
+    name = f"demo_template_{os.getpid()}"
+    postgres_cluster.psql(f"CREATE ROLE {APP_ROLE} LOGIN")
+    postgres_cluster.create_database(name)
+    create_demo_engine(postgres_cluster.url(name)).dispose()
+    setup(postgres_cluster.url(name), role=APP_ROLE)
+    return name
+
+
+@pytest.fixture
+def postgres_demo(postgres_cluster, postgres_demo_template):
+    name = f"demo_{os.getpid()}_{next(_databases)}"
+    postgres_cluster.psql(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_demo_template}"')
+    demo = PostgresDemo(postgres_cluster, name)
+    yield demo
+    demo.drop()
+

@@ -20,17 +20,26 @@ from .providers import Completion, CompletionRequest, FunctionProvider, Provider
 from .state import PendingStep, State
 from .tools import Tool, tool
 from .sandbox.validator import Policy, ValidationError, Violation, check, validate
+from .app import App, AppError, load_app
+from .llm_func import LLMFuncError, llm_func
+from .providers.models import context_window
+from .database import HistoryPoint, ImportRefused, UndoError, sqlite_engine
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "App",
+    "AppError",
     "AssistantMessage",
     "Completion",
     "CompletionRequest",
     "ConfigurationError",
     "Event",
+    "LLMFuncError",
     "FunctionProvider",
+    "HistoryPoint",
+    "ImportRefused",
     "PendingStep",
     "Policy",
     "Provider",
@@ -42,14 +51,19 @@ __all__ = [
     "TextDelta",
     "Tool",
     "Usage",
+    "UndoError",
     "UserMessage",
     "ValidationError",
     "Violation",
     "arun",
     "check",
+    "context_window",
     "event_from_dict",
+    "llm_func",
+    "load_app",
     "resume",
     "run",
+    "sqlite_engine",
     "tool",
     "validate",
 ]

@@ -81,6 +81,10 @@ class UserMessageEvent(Event):
 
     type: ClassVar[str] = "user_message"
     content: str
+    # "" for a request that starts a turn; "steer" for a message the person sent while the
+    # turn ran (given to the model at its next step); "follow_up" for one queued until the
+    # previous turn ended (it starts this turn).
+    mode: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,42 @@ class MalformedReply(Event):
 
 
 @dataclass(frozen=True)
+class ReplyTruncated(Event):
+    """A reply that was not whole; none of it is read or run.
+
+    ``reason`` is ``"max_tokens"`` (the server cut it off at ``limit`` output tokens;
+    ``limit`` is ``None`` when unknown) or ``"too_long"`` (reading stopped past ``limit``
+    characters). ``chars`` is how much arrived. When ``retry_with`` is set, nothing had
+    shown yet and the same request was sent again with that higher output limit;
+    otherwise ``message`` is what the model is told (reply again, shorter).
+    """
+
+    type: ClassVar[str] = "reply_truncated"
+    step: int
+    reason: str
+    limit: int | None
+    chars: int
+    message: str = ""
+    retry_with: int | None = None
+
+
+@dataclass(frozen=True)
+class PackageInstalled(Event):
+    """An extra package the app allows (``allowed_packages``) was installed for a step.
+
+    Installed the first time the step's code imports it, from the site's own wheels;
+    ``error`` says why it could not be (the step then runs and meets the ImportError).
+    """
+
+    type: ClassVar[str] = "package_installed"
+    step: int
+    name: str
+    version: str
+    duration_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class ValidationFailed(Event):
     """The validator refused the step's code; nothing ran."""
 
@@ -159,6 +199,10 @@ class Changes(Event):
     step: int
     tables: dict[str, dict[str, int]]
     status: str
+    # Row-level preview: {table: {"key": [pk columns], "inserted": [row], "updated":
+    # [{"key", "before", "after"}], "deleted": [row]}}, lists capped (``tables`` stays exact).
+    rows: dict[str, Any] = field(default_factory=dict)
+    schema: list[str] = field(default_factory=list)  # schema changes (only when the policy allows them)
 
 
 @dataclass(frozen=True)
@@ -169,6 +213,10 @@ class ApprovalRequired(Event):
     step: int
     code: str
     tables: dict[str, dict[str, int]]
+    rows: dict[str, Any] = field(default_factory=dict)  # as in ``changes``
+    kind: str = "write"  # "write" | "import" | "call"
+    detail: Any = None  # import: the schema report; call: {name, arguments}
+    schema: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,6 +224,108 @@ class ApprovalDecision(Event):
     type: ClassVar[str] = "approval_decision"
     step: int
     approved: bool
+    remember: bool = False  # "allow for the rest of this conversation"
+
+
+@dataclass(frozen=True)
+class OutputDelta(Event):
+    """What a running step printed, as it prints it (to subscribers only: the loop cannot
+    yield while code runs; ``execution_result`` still carries the whole output)."""
+
+    type: ClassVar[str] = "output_delta"
+    step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Display(Event):
+    """A table or chart the step's code showed (``show()``, ``chart()``, or a last expression
+    that is a query result); follows the step's ``execution_result``.
+
+    ``rows`` are JSON-safe (``py_agent.display.values``), at most the display limit of them;
+    ``total`` counts all the rows the data had and ``truncated`` says some were left out.
+    A chart's ``spec`` is Vega-Lite with its data inline; its ``columns``/``rows`` are the
+    plotted data as a table.
+    """
+
+    type: ClassVar[str] = "display"
+    step: int
+    kind: str  # "table" | "chart"
+    title: str | None
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int
+    truncated: bool = False
+    spec: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ToolCall(Event):
+    """A call of a tool or model function from model code (``kind``: "tool" | "model").
+
+    ``status``: "started", then "finished" (``result``), "failed" (``error``), or at once
+    "declined" (the person said no) / "blocked" (the app's rule). ``arguments`` and
+    ``result`` are JSON-safe previews. Published to subscribers as it happens and yielded
+    by the loop after the step, before its ``execution_result``. Model functions add
+    their usage (``input_tokens``, ``output_tokens``) and ``cost``.
+    """
+
+    type: ClassVar[str] = "tool_call"
+    step: int
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    status: str
+    result: Any = None
+    error: str | None = None
+    duration_ms: float = 0.0
+    kind: str = "tool"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Compacted(Event):
+    """Older steps of the conversation were shortened so the next request fits the model's
+    context window (``tokens_before`` -> ``tokens_after``, estimated, of ``window``).
+
+    ``reason``: "threshold" (it neared the window) or "overflow" (the server said it was
+    too long). ``steps``: older steps whose code and output were shortened; ``turns``:
+    earlier requests left out altogether (listed in a note the model keeps).
+    """
+
+    type: ClassVar[str] = "compacted"
+    step: int
+    reason: str
+    tokens_before: int
+    tokens_after: int
+    window: int
+    steps: int = 0
+    turns: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class HistoryPointEvent(Event):
+    """A history point was recorded or extended (``point``: id, kind, request, at, tables,
+    undoable, undone, note, reverts)."""
+
+    type: ClassVar[str] = "history_point"
+    point: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Undone(Event):
+    """An undo or restore changed the database: ``point`` is the point that records it,
+    ``tables``/``rows`` what it changed (as in ``changes``), ``reverted`` the points it undid."""
+
+    type: ClassVar[str] = "undone"
+    point: dict[str, Any]
+    kind: str  # "undo" | "restore"
+    tables: dict[str, dict[str, int]]
+    rows: dict[str, Any] = field(default_factory=dict)
+    reverted: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -202,6 +352,8 @@ class TurnEnd(Event):
     steps: int
     input_tokens: int = 0
     output_tokens: int = 0
+    cost: float | None = None  # US dollars spent by this turn's model calls (None: no known price)
+    total_cost: float | None = None  # the same, for the whole conversation
 
 
 __all__ = [name for name, obj in list(globals().items()) if isinstance(obj, type) and issubclass(obj, Event)] + [

@@ -24,12 +24,20 @@ class Message:
 
 @dataclass
 class UserMessage(Message):
-    """A request from the person."""
+    """A request from the person.
+
+    ``mode`` is ``""`` for a request that starts a turn, ``"follow_up"`` for one that was
+    queued until the previous turn ended, and ``"steer"`` for a message sent while the
+    turn ran, given to the model at its next step (it is told so).
+    """
 
     kind: ClassVar[str] = "user"
     content: str
+    mode: str = ""
 
     def model_text(self) -> str:
+        if self.mode == "steer":
+            return f"(The person sent this while you were working; take it into account from now on:)\n{self.content}"
         return self.content
 
 

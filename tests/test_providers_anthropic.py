@@ -144,7 +144,9 @@ def test_forced_tool_call_streams_the_json(anthropic_server: FakeAnthropic) -> N
     body = sent.body
     assert body["tool_choice"] == {"type": "tool", "name": "reply"}
     assert body["tools"][0]["input_schema"] == SCHEMA
-    assert body["system"] == "You are a helpful agent." and body["max_tokens"] == 8192 and body["stream"] is True
+    # The default output cap and a temperature for code (Claude Sonnet 4.5 takes one).
+    assert body["system"] == "You are a helpful agent." and body["max_tokens"] == 4096 and body["stream"] is True
+    assert body["temperature"] == 0.2
 
 
 @cpython_only

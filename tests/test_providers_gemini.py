@@ -87,7 +87,12 @@ def test_request_follows_the_documented_shape() -> None:
     assert body["systemInstruction"] == {"parts": [{"text": "You are a helpful agent."}]}
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
     assert body["contents"][0]["parts"] == [{"text": "Add a book"}]
-    assert body["generationConfig"] == {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA}
+    assert body["generationConfig"] == {
+        "responseMimeType": "application/json",
+        "responseJsonSchema": SCHEMA,
+        "maxOutputTokens": 16384,  # Gemini 2.5 Flash thinks: the larger default cap
+        "temperature": 0.2,
+    }
     assert "key=" not in request.url  # the key travels in a header, never in the URL
 
 
@@ -103,10 +108,12 @@ def test_modes() -> None:
     old = offline(structured="response_schema").build_request(REQUEST).json()["generationConfig"]
     assert old["responseSchema"]["type"] == "OBJECT" and "responseJsonSchema" not in old
     plain = offline(structured="json").build_request(REQUEST).json()
-    assert plain["generationConfig"] == {"responseMimeType": "application/json"}
+    assert plain["generationConfig"]["responseMimeType"] == "application/json"
+    assert not {"responseSchema", "responseJsonSchema"} & set(plain["generationConfig"])
     assert "JSON schema" in plain["systemInstruction"]["parts"][0]["text"]
     text = offline(structured="text").build_request(REQUEST).json()
-    assert text["generationConfig"] == {} and "fenced block" in text["systemInstruction"]["parts"][0]["text"]
+    assert set(text["generationConfig"]) == {"maxOutputTokens", "temperature"}
+    assert "fenced block" in text["systemInstruction"]["parts"][0]["text"]
 
 
 def test_openapi_schema_conversion() -> None:

@@ -204,9 +204,12 @@ def test_recorder_writes_a_cassette_that_replays_the_same(tmp_path: Path) -> Non
     assert exchange["response"]["headers"] == {"content-type": "text/event-stream"}
 
     replay = ReplayTransport(cassette)
-    again = asyncio.run(
-        complete(OpenAIProvider("gpt-4.1-mini", api_key="k", base_url="http://elsewhere:9/v1", transport=replay), REQUEST)
+    # The output cap's field depends on the server (api.openai.com: max_completion_tokens);
+    # pinned, the request body is the same as the recorded one.
+    elsewhere = OpenAIProvider(
+        "gpt-4.1-mini", api_key="k", base_url="http://elsewhere:9/v1", transport=replay, max_tokens_field="max_completion_tokens"
     )
+    again = asyncio.run(complete(elsewhere, REQUEST))
     assert again == first
 
 
@@ -223,7 +226,9 @@ def test_record_against_a_real_server_then_replay(openai_server: FakeOpenAI, tmp
     openai_server.reply({"message": "réel ✓", "code": ""})
     path = tmp_path / "live.json"
     recorder = RecordingTransport(HttpTransport(), path, strip_origin=True)
-    provider = OpenAIProvider("gpt-4.1-mini", api_key="test-key", base_url=openai_server.base_url, transport=recorder)
+    provider = OpenAIProvider(
+        "gpt-4.1-mini", api_key="test-key", base_url=openai_server.base_url, transport=recorder, max_tokens_field="max_completion_tokens"
+    )
     live = run(complete(provider, REQUEST))
     replayed = run(complete(OpenAIProvider("gpt-4.1-mini", api_key="x", transport=ReplayTransport(path)), REQUEST))
     assert replayed == live and json.loads(live.text)["message"] == "réel ✓"

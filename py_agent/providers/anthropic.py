@@ -20,10 +20,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ..errors import ConfigurationError
 from ..transports.base import BEARER, AuthHeader, HttpRequest
 from .base import CompletionRequest, Usage
 from .errors import ProviderError
-from .http_provider import HttpProvider, ReplyDecoder, env_value, load_json, text_instruction
+from .http_provider import HttpProvider, ReplyDecoder, env_value, load_json, rejected, text_instruction
 from .openai import schema_name, strict_json_schema
 from .sse import SSEEvent
 
@@ -128,10 +129,17 @@ class AnthropicProvider(HttpProvider):
     """Claude through the Messages API.
 
     Options beyond :class:`HttpProvider`'s: ``structured`` (see the module),
-    ``max_output_tokens`` (the API requires a limit; default 8192),
     ``api_version`` (the ``anthropic-version`` header), ``auth_scheme``
     (``"x-api-key"``, the documented header, or ``"bearer"`` for servers that
     want ``Authorization: Bearer``), ``extra_body``.
+
+    Thinking: ``thinking_budget=N`` (at least 1024) sends ``thinking: {type:
+    enabled, budget_tokens: N}`` and adds N to ``max_tokens``; ``0`` switches
+    thinking off. ``reasoning_effort`` goes to ``output_config.effort`` (the way
+    to steer adaptive thinking on newer models). Thinking cannot be combined
+    with a forced tool call, so in ``"tool"`` mode the reply tool is then
+    offered with ``tool_choice: auto`` and the prompt asks for it; the same
+    switch happens by itself when the server refuses a forced tool call.
     """
 
     label = "Anthropic"
@@ -144,7 +152,6 @@ class AnthropicProvider(HttpProvider):
         api_key: str | None = None,
         base_url: str | None = None,
         structured: AnthropicMode = "tool",
-        max_output_tokens: int = 8192,
         api_version: str = API_VERSION,
         auth_scheme: Literal["x-api-key", "bearer"] = "x-api-key",
         extra_body: Mapping[str, Any] | None = None,
@@ -167,28 +174,51 @@ class AnthropicProvider(HttpProvider):
             **options,
         )
         self.structured: AnthropicMode = structured
-        self.max_output_tokens = max_output_tokens
         self.api_version = api_version
         self.extra_body = dict(extra_body or {})
+        if self.thinking_budget and self.thinking_budget < 1024:
+            raise ConfigurationError(
+                f"Anthropic's thinking budget is at least 1024 tokens, not {self.thinking_budget}",
+                hint="pass thinking_budget=1024 or more, or 0 to switch thinking off",
+            )
+        # A forced tool call and thinking exclude each other (the API refuses the pair).
+        self.force_tool = not self.thinking_budget
 
     def build_request(self, request: CompletionRequest) -> HttpRequest:
         system = request.system
+        limit = self.output_limit(request)
         body: dict[str, Any] = {
             "model": self.model_name,
-            "max_tokens": request.max_output_tokens or self.max_output_tokens,
+            # Thinking counts toward max_tokens: the budget comes on top of the reply's own cap.
+            "max_tokens": limit + (self.thinking_budget or 0),
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": request.stream,
         }
+        output_config: dict[str, Any] = {}
         if self.structured == "tool":
             name = schema_name(request.reply_name)
             body["tools"] = [{"name": name, "description": TOOL_DESCRIPTION, "input_schema": dict(request.reply_schema)}]
-            body["tool_choice"] = {"type": "tool", "name": name}
+            if self.force_tool:
+                body["tool_choice"] = {"type": "tool", "name": name}
+            else:
+                body["tool_choice"] = {"type": "auto"}
+                system = f"{system}\n\nAlways answer by calling the tool `{name}`, and only that tool.".strip()
         elif self.structured == "output_format":
-            body["output_config"] = {"format": {"type": "json_schema", "schema": strict_json_schema(request.reply_schema)}}
+            output_config["format"] = {"type": "json_schema", "schema": strict_json_schema(request.reply_schema)}
         else:
             system = f"{system}\n\n{text_instruction(request.reply_schema)}".strip()
         if system:
             body["system"] = system
+        if self.thinking_budget is not None:
+            body["thinking"] = (
+                {"type": "enabled", "budget_tokens": self.thinking_budget} if self.thinking_budget else {"type": "disabled"}
+            )
+        if self.reasoning_effort is not None:
+            output_config["effort"] = self.reasoning_effort
+        if output_config:
+            body["output_config"] = output_config
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
         body.update(self.extra_body)
         headers = {"anthropic-version": self.api_version}
         if self.browser:
@@ -197,3 +227,11 @@ class AnthropicProvider(HttpProvider):
 
     def new_decoder(self, request: CompletionRequest) -> ReplyDecoder:
         return AnthropicDecoder(self, self.structured)
+
+    def adapt(self, error: ProviderError) -> bool:
+        if super().adapt(error):
+            return True
+        if self.structured == "tool" and self.force_tool and rejected(error, "tool_choice"):
+            self.force_tool = False  # e.g. "Thinking may not be enabled when tool_choice forces tool use"
+            return True
+        return False

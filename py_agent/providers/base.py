@@ -69,9 +69,10 @@ class CompletionRequest:
 
 @dataclass(frozen=True)
 class TextDelta:
-    """A piece of the reply text, as it arrives."""
+    """A piece of the reply text, as it arrives, and how the reply is to be read (see :class:`Completion`)."""
 
     text: str
+    format: ReplyFormat = "json"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,10 @@ class Completion:
 
     ``format`` says how ``text`` is to be read: ``"json"`` (a JSON object with
     the reply fields) or ``"text"`` (prose followed by a fenced code block, for
-    endpoints without structured output).
+    endpoints without structured output). ``finish_reason`` is the server's own
+    word for why the reply ended (``"stop"``, ``"end_turn"``, ``"STOP"``, ...);
+    :attr:`truncated` reads it the same way for every format. ``cost`` is filled
+    in by :func:`py_agent.ask.ask` from :mod:`py_agent.pricing` (``None``: unknown).
     """
 
     text: str
@@ -88,6 +92,17 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     format: ReplyFormat = "json"
     finish_reason: str | None = None
+    cost: float | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """The reply was cut off by the output-token limit, so it is not whole."""
+        return self.finish_reason in TRUNCATED
+
+
+#: Finish reasons meaning "cut off at the output limit": OpenAI and compatible servers,
+#: Anthropic (also when the context window is full), Gemini.
+TRUNCATED = frozenset({"length", "max_tokens", "model_context_window_exceeded", "MAX_TOKENS"})
 
 
 StreamItem = TextDelta | Completion

@@ -25,6 +25,12 @@ class FallbackProvider:
         self.providers = list(providers)
         self.model = " | ".join(p.model for p in self.providers)
         self.errors: list[ProviderError] = []
+        self.current: Provider = self.providers[0]
+
+    def output_limit(self, request: CompletionRequest) -> int | None:
+        """The output-token cap of the provider now answering (``None`` if it does not say)."""
+        limit = getattr(self.current, "output_limit", None)
+        return limit(request) if callable(limit) else request.max_output_tokens
 
     def __repr__(self) -> str:
         return f"FallbackProvider({self.providers!r})"
@@ -32,6 +38,7 @@ class FallbackProvider:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         self.errors = []
         for provider in self.providers:
+            self.current = provider
             streamed = False
             try:
                 async with contextlib.aclosing(provider.stream(request)) as items:  # type: ignore[type-var]

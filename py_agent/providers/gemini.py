@@ -12,9 +12,11 @@ Structured output, chosen with ``structured=``:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ..errors import ConfigurationError
 from ..transports.base import AuthHeader, HttpRequest
 from .base import CompletionRequest, Usage
 from .errors import RefusedError
@@ -22,6 +24,9 @@ from .http_provider import HttpProvider, ReplyDecoder, env_value, json_instructi
 from .sse import SSEEvent
 
 GeminiMode = Literal["json_schema", "response_schema", "json", "text"]
+# Gemini 3 and later take a thinking *level*; older models a budget in tokens.
+_LEVELS = re.compile(r"gemini-[3-9]")
+_EFFORT_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 
 # What the OpenAPI-subset ``Schema`` object accepts.
@@ -136,7 +141,12 @@ class GeminiProvider(HttpProvider):
 
     Options beyond :class:`HttpProvider`'s: ``structured`` (see the module),
     ``api_version`` (default ``v1beta``), ``generation_config`` (merged into
-    ``generationConfig``, e.g. ``{"temperature": 0}``).
+    ``generationConfig`` last, e.g. ``{"temperature": 0}``).
+
+    Thinking: ``thinking_budget=N`` sends ``thinkingConfig.thinkingBudget`` (0
+    switches it off where the model allows, -1 lets the model decide) and adds
+    N to ``maxOutputTokens``, since thoughts count as output; ``reasoning_effort``
+    sends ``thinkingLevel`` to Gemini 3 models and a budget to older ones.
     """
 
     label = "Gemini"
@@ -172,6 +182,11 @@ class GeminiProvider(HttpProvider):
         self.structured: GeminiMode = structured
         self.api_version = api_version
         self.generation_config = dict(generation_config or {})
+        if self.reasoning_effort is not None and not _LEVELS.match(self.model_name) and self.reasoning_effort not in _EFFORT_BUDGETS:
+            raise ConfigurationError(
+                f"{self.model} does not know the reasoning effort {self.reasoning_effort!r}",
+                hint=f"use one of {', '.join(_EFFORT_BUDGETS)}, or thinking_budget= in tokens",
+            )
 
     def build_request(self, request: CompletionRequest) -> HttpRequest:
         system = request.system
@@ -187,8 +202,20 @@ class GeminiProvider(HttpProvider):
             system = f"{system}\n\n{json_instruction(request.reply_schema)}".strip()
         else:
             system = f"{system}\n\n{text_instruction(request.reply_schema)}".strip()
-        if request.max_output_tokens:
-            config["maxOutputTokens"] = request.max_output_tokens
+        budget = self.thinking_budget
+        thinking: dict[str, Any] = {}
+        if self.reasoning_effort is not None:
+            if _LEVELS.match(self.model_name):
+                thinking["thinkingLevel"] = self.reasoning_effort
+            elif budget is None:
+                budget = _EFFORT_BUDGETS[self.reasoning_effort]
+        if budget is not None:
+            thinking["thinkingBudget"] = budget
+        if thinking:
+            config["thinkingConfig"] = thinking
+        config["maxOutputTokens"] = self.output_limit(request) + max(0, budget or 0)
+        if self.temperature is not None:
+            config["temperature"] = self.temperature
         config.update(self.generation_config)
         body: dict[str, Any] = {
             "contents": [

@@ -26,12 +26,14 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigurationError
 from ..transports.base import AuthHeader, HttpRequest, HttpResponse, Timeouts, Transport
 from .base import Completion, CompletionRequest, ReplyFormat, StreamItem, TextDelta, Usage
+from .models import DEFAULT_TEMPERATURE, model_facts
 from .errors import (
+    BadRequestError,
     MalformedResponseError,
     MissingApiKeyError,
     ProviderError,
@@ -94,6 +96,13 @@ class ReplyDecoder(ABC):
 
     @abstractmethod
     def feed_body(self, data: Any) -> list[str]: ...
+
+
+def rejected(error: ProviderError, parameter: str) -> bool:
+    """``error`` is a 400/422 that names ``parameter`` (the server refuses that field)."""
+    if not isinstance(error, BadRequestError) or error.status not in (400, 422):
+        return False
+    return parameter in f"{error.detail} {error.message}".lower()
 
 
 def load_json(text: str | bytes, what: str) -> Any:
@@ -172,6 +181,21 @@ class HttpProvider(ABC):
     ``max_reply_chars`` longest reply accepted (characters) before giving up;
     ``max_body_bytes``  longest non-streamed body accepted.
     ``key_env``/``key_required``  where the key comes from, and whether one is needed.
+
+    What the model is asked for (see :mod:`py_agent.providers.models` for the defaults):
+
+    ``max_output_tokens`` the most output tokens per reply; always sent. Default:
+                       4096, or 16384 for models that think, at most the model's own limit.
+                       A thinking budget comes on top of it.
+    ``temperature``    ``"auto"`` (default): 0.2 where the model takes a temperature
+                       (not OpenAI's reasoning models, Claude 5, Gemini 3, nor when
+                       thinking is switched on), dropped by itself if the server
+                       refuses it; a number: always sent; ``None``: never sent.
+    ``reasoning_effort`` how hard a reasoning model thinks: OpenAI ``reasoning_effort``,
+                       Anthropic ``output_config.effort``, Gemini 3 ``thinkingLevel``
+                       (Gemini 2.5: a budget of 1024/8192/24576 tokens for low/medium/high).
+    ``thinking_budget``  thinking tokens per reply: Anthropic ``thinking.budget_tokens``,
+                       Gemini ``thinkingConfig.thinkingBudget`` (OpenAI has no budget).
     """
 
     label: str = "The model server"
@@ -195,6 +219,10 @@ class HttpProvider(ABC):
         max_reply_chars: int = 2_000_000,
         max_body_bytes: int = 32 * 1024 * 1024,
         rand: Callable[[], float] = random.random,
+        max_output_tokens: int | None = None,
+        temperature: float | Literal["auto"] | None = "auto",
+        reasoning_effort: str | None = None,
+        thinking_budget: int | None = None,
     ) -> None:
         if not model_name:
             raise ConfigurationError(
@@ -223,6 +251,25 @@ class HttpProvider(ABC):
         self.extra_headers = {k.lower(): v for k, v in (headers or {}).items()}
         self.max_reply_chars = max_reply_chars
         self.max_body_bytes = max_body_bytes
+        self.facts = model_facts(self.model)
+        if max_output_tokens is not None and max_output_tokens < 1:
+            raise ConfigurationError(
+                f"max_output_tokens must be a positive number of tokens, not {max_output_tokens}",
+                hint="leave it out for py-agent's default (4096, or 16384 for models that think)",
+            )
+        self.max_output_tokens = max_output_tokens or self.facts.default_output_tokens
+        if thinking_budget is not None and thinking_budget < 0:
+            raise ConfigurationError(f"thinking_budget must be 0 or more tokens, not {thinking_budget}")
+        self.reasoning_effort = reasoning_effort
+        self.thinking_budget = thinking_budget
+        self._default_temperature = temperature == "auto"
+        if temperature == "auto":
+            thinking_on = reasoning_effort is not None or bool(thinking_budget)
+            self.temperature: float | None = DEFAULT_TEMPERATURE if self.facts.temperature and not thinking_on else None
+        elif temperature is None or isinstance(temperature, (int, float)):
+            self.temperature = None if temperature is None else float(temperature)
+        else:
+            raise ConfigurationError(f"temperature must be a number, 'auto' or None, not {temperature!r}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model!r}, base_url={self.base_url!r})"
@@ -240,10 +287,23 @@ class HttpProvider(ABC):
     def adapt(self, error: ProviderError) -> bool:
         """Change how requests are built after ``error``; True means "try again now".
 
-        Formats override this for fallbacks such as the OpenAI structured-output
-        ladder. The default changes nothing.
+        Formats extend this for fallbacks such as the OpenAI structured-output
+        ladder. Here: a server that refuses py-agent's *default* temperature (a
+        reasoning model the table does not know) gets requests without one from
+        now on; a temperature the developer chose is never dropped.
         """
+        if (
+            self._default_temperature
+            and self.temperature is not None
+            and rejected(error, "temperature")
+        ):
+            self.temperature = None
+            return True
         return False
+
+    def output_limit(self, request: CompletionRequest) -> int:
+        """The output-token cap of the reply to ``request`` (the request's own, or the provider's)."""
+        return request.max_output_tokens or self.max_output_tokens
 
     # --- helpers for build_request ----------------------------------------------
 
@@ -298,7 +358,7 @@ class HttpProvider(ABC):
                 async with contextlib.aclosing(self._exchange(self.build_request(request), decoder)) as exchange:
                     async for piece in exchange:
                         pieces.append(piece)
-                        yield TextDelta(piece)
+                        yield TextDelta(piece, decoder.format)
             except ProviderError as error:
                 error.provider = error.provider or self.model
                 if pieces:
@@ -411,14 +471,24 @@ class HttpProvider(ABC):
                 events = parser.feed(chunk) if chunk is not None else parser.finish()
             except SSETooLargeError:
                 raise self._too_large("one event") from None
-            for event in events:
-                for piece in decoder.feed_event(event):
-                    size += len(piece)
-                    if size > self.max_reply_chars:
-                        raise self._too_large(f"more than {self.max_reply_chars} characters")
-                    yield piece
-                if decoder.done:
-                    break
+            # The pieces of all the events that came in one network chunk go on as one piece:
+            # they arrived together, and a long reply streams as thousands of tiny events.
+            batch: list[str] = []
+            try:
+                for event in events:
+                    for piece in decoder.feed_event(event):
+                        size += len(piece)
+                        if size > self.max_reply_chars:
+                            raise self._too_large(f"more than {self.max_reply_chars} characters")
+                        batch.append(piece)
+                    if decoder.done:
+                        break
+            except ProviderError:
+                if batch:
+                    yield "".join(batch)  # what came before the failure, as it would have streamed
+                raise
+            if batch:
+                yield "".join(batch)
             if chunk is None:
                 break
         if not decoder.complete:

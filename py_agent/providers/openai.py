@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..errors import ConfigurationError
 from ..transports.base import BEARER, AuthHeader, HttpRequest
 from .base import CompletionRequest, Usage
 from .errors import BadRequestError, ProviderError, RefusedError
@@ -143,13 +144,15 @@ class OpenAIDecoder(ReplyDecoder):
             self._check_refusal()
             return []
         chunk = load_json(event.data, "a stream event")
-        self._check_error(chunk)
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):  # parsed JSON: a dict, never another Mapping (and much faster to check)
             return []
-        self._usage(chunk.get("usage"))
+        if chunk.get("error"):
+            self._check_error(chunk)
+        if chunk.get("usage"):
+            self._usage(chunk["usage"])
         pieces: list[str] = []
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -194,6 +197,11 @@ class OpenAIProvider(HttpProvider):
     ``max_tokens_field``  ``"max_completion_tokens"`` (OpenAI) or ``"max_tokens"`` (others).
     ``label``             the server's name in messages.
     ``extra_body``        extra top-level fields for the request body.
+
+    The output cap goes in ``max_tokens_field``; ``reasoning_effort`` is sent as is
+    (``"minimal"`` ... ``"high"``); a thinking budget is refused (Chat Completions have
+    none). A server that asks for ``max_completion_tokens`` instead of ``max_tokens``
+    gets it from then on.
     """
 
     auth: AuthHeader | None = BEARER
@@ -236,6 +244,11 @@ class OpenAIProvider(HttpProvider):
             "max_completion_tokens" if "api.openai.com" in self.base_url else "max_tokens"
         )
         self.extra_body = dict(extra_body or {})
+        if self.thinking_budget is not None:
+            raise ConfigurationError(
+                f"{self.model} takes no thinking budget: Chat Completions set reasoning by effort",
+                hint="pass reasoning_effort='low', 'medium' or 'high' instead (or extra_body= for a server's own field)",
+            )
 
     def build_request(self, request: CompletionRequest) -> HttpRequest:
         system = request.system
@@ -260,8 +273,11 @@ class OpenAIProvider(HttpProvider):
         body["stream"] = request.stream
         if request.stream and self.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        if request.max_output_tokens:
-            body[self.max_tokens_field] = request.max_output_tokens
+        body[self.max_tokens_field] = self.output_limit(request)
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.reasoning_effort is not None:
+            body["reasoning_effort"] = self.reasoning_effort
         body.update(self.extra_body)
         return self.http_request(f"{self.base_url}/chat/completions", body, stream=request.stream)
 
@@ -269,9 +285,14 @@ class OpenAIProvider(HttpProvider):
         return OpenAIDecoder(self, "text" if self.mode == "text" else "json")
 
     def adapt(self, error: ProviderError) -> bool:
+        if super().adapt(error):
+            return True
         if not isinstance(error, BadRequestError) or error.status not in (400, 422):
             return False
         said = f"{error.detail} {error.message}"
+        if self.max_tokens_field == "max_tokens" and "max_completion_tokens" in said:
+            self.max_tokens_field = "max_completion_tokens"  # reasoning models behind a compatible server
+            return True
         if self.stream_usage and "stream_options" in said:
             self.stream_usage = False
             return True

@@ -57,7 +57,7 @@ class FunctionProvider:
         for start in range(0, len(text), self._chunk_size):
             if self._delay:
                 await asyncio.sleep(self._delay)
-            yield TextDelta(text[start : start + self._chunk_size])
+            yield TextDelta(text[start : start + self._chunk_size], self._format)
         prompt = request.system + "".join(m.content for m in request.messages)
         yield Completion(
             text=text,

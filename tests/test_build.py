@@ -1,4 +1,5 @@
-"""Cheap tests of the build tooling: tools/devserver.py headers and build.py helpers.
+"""Cheap tests of the build tooling: the dev server's headers (py_agent/site/server.py, run by
+tools/devserver.py) and the build's helpers (py_agent/site/, reached through build.py too).
 
 The last group checks web/dist/ and is skipped when the site has not been built
 (`python build.py build`).
@@ -33,6 +34,7 @@ def load_build_module():
 
 
 build = load_build_module()
+from py_agent.site.common import SiteError  # noqa: E402
 
 
 # --------------------------------------------------------------------------- devserver
@@ -95,7 +97,9 @@ def get(srv, path, headers=None, method="GET"):
 def test_isolation_headers_on_every_response(server, path):
     resp, _ = get(server, path)
     assert resp.getheader("Cross-Origin-Opener-Policy") == "same-origin"
-    assert resp.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+    # credentialless, not require-corp: still isolated, and a no-cors probe of a local model
+    # server works (web/app/diagnose.js).
+    assert resp.getheader("Cross-Origin-Embedder-Policy") == "credentialless"
     assert resp.getheader("Cross-Origin-Resource-Policy") == "same-origin"
 
 
@@ -112,7 +116,8 @@ def test_page_csp(server):
     csp = resp.getheader("Content-Security-Policy")
     assert csp == devserver.PAGE_CSP
     assert "script-src 'self' 'wasm-unsafe-eval'" in csp
-    assert "connect-src 'self' https: http://127.0.0.1:* http://localhost:*" in csp
+    assert "connect-src 'self' https: http:;" in csp   # the shim still allows only the configured endpoint
+    assert "frame-ancestors 'self'" in csp
     assert "worker-src 'self'" in csp
 
 
@@ -189,7 +194,7 @@ def test_etag_revalidation_gives_304_with_headers(server):
     assert etag
     resp, body = get(server, "/index.html", {"If-None-Match": etag})
     assert resp.status == 304 and body == b""
-    assert resp.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+    assert resp.getheader("Cross-Origin-Embedder-Policy") == "credentialless"
     # the gzip variant has its own validator
     resp, _ = get(server, "/app.mjs", {"Accept-Encoding": "gzip"})
     resp2, _ = get(server, "/app.mjs")
@@ -221,7 +226,7 @@ def test_is_worker_script():
 
 
 def test_make_server_refuses_a_missing_directory(tmp_path):
-    with pytest.raises(SystemExit, match="build.py build"):
+    with pytest.raises(SystemExit, match="build the site first"):
         devserver.make_server(tmp_path / "nope", port=0)
 
 
@@ -248,14 +253,14 @@ def test_install_order_puts_dependencies_first(tmp_path):
 
 def test_install_order_names_a_missing_pin(tmp_path):
     app = make_wheel(tmp_path, "app", "1.0", ["lib>=2"])
-    with pytest.raises(build.BuildError, match="no pin for it"):
+    with pytest.raises(SiteError, match="no pin for it"):
         build.install_order([app])
 
 
 def test_install_order_names_a_wrong_version(tmp_path):
     app = make_wheel(tmp_path, "app", "1.0", ["lib>=3"])
     lib = make_wheel(tmp_path, "lib", "2.1", [])
-    with pytest.raises(build.BuildError, match="lib==2.1"):
+    with pytest.raises(SiteError, match="lib==2.1"):
         build.install_order([app, lib])
 
 
@@ -286,7 +291,9 @@ def test_write_build_json_lists_files_but_not_variants_or_bench(tmp_path):
 
 def test_package_json_pins_exact_versions():
     pkg = json.loads((ROOT / "package.json").read_text())
-    assert pkg["dependencies"] == {"pyodide": "314.0.7", "sql.js": "1.16.0"}
+    assert pkg["dependencies"]["pyodide"] == "314.0.7" and pkg["dependencies"]["sql.js"] == "1.16.0"
+    for name, version in {**pkg["dependencies"], **pkg["devDependencies"]}.items():   # --save-exact
+        assert version[0].isdigit(), f"{name} is not pinned to an exact version: {version}"
     assert pkg["devDependencies"]["@playwright/test"] == "1.65.1"
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/pyodide"]["version"] == "314.0.7"

@@ -37,9 +37,11 @@ if (!jobsFile) {
 }
 const jobs = JSON.parse(fs.readFileSync(jobsFile, "utf8"));
 
-const { loadPyodide } = await import(path.join(root, "node_modules/pyodide/pyodide.mjs"));
+// PY_AGENT_PYODIDE: a Pyodide directory of its own (an installed py-agent's kit has one).
+const pyodideDir = process.env.PY_AGENT_PYODIDE || path.join(root, "node_modules/pyodide");
+const { loadPyodide } = await import(path.join(pyodideDir, "pyodide.mjs"));
 const py = await loadPyodide({
-  indexURL: path.join(root, "node_modules/pyodide") + "/",
+  indexURL: pyodideDir + "/",
   env: { HOME: "/home/pyodide", PYTHONNODEBUGRANGES: "1" },
 });
 

@@ -1,34 +1,96 @@
-// Page side of the boot benchmark (used by bare.html and agent.html).
-// Starts a module worker, waits for its {type: "ready"} message, and publishes the result
-// as window.__bench (read by benchmarks/browser_boot.mjs): the page-relative time at which
-// the worker became ready, the worker's own timings, and the bytes every fetch transferred.
+// Page side of the boot benchmark (bare.html and agent.html; run by benchmarks/browser_boot.mjs).
+//
+// bare.html:  a module worker that calls loadPyodide() and nothing else (bare.worker.js).
+// agent.html: the app's own worker (../worker.js) driven as AgentClient drives it: init,
+//             the stored boot snapshot offered (../bootcache.js), the demo model, `open` on a
+//             database; then, with ?turn, one demo request to its turn_end. As in the app, the
+//             database a visit committed is opened by the next one (kept in Cache Storage here).
+//             ?nosnapshot: no snapshot is offered (a boot from the packages).
+// Publishes window.__bench: times from navigation start, bytes transferred (resource timing
+// of the page and of the worker), and what the worker said about its boot.
 const params = new URLSearchParams(location.search);
 const page = location.pathname.endsWith("bare.html") ? "bare" : "agent";
-const workerUrl = page === "bare" ? "./bare.worker.js" : "./agent.worker.js";
 const status = document.getElementById("status");
+const pageBytes = () => performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource")).reduce((sum, e) => sum + (e.transferSize || 0), 0);
 
-const worker = new Worker(new URL(workerUrl, import.meta.url), { type: "module" });
-worker.onmessage = (event) => {
-  const message = event.data;
-  if (message.type === "progress") {
-    status.textContent = message.step;
-    return;
+function done(result) {
+  window.__bench = { page, pageBytes: pageBytes(), ...result };
+  status.textContent = result.type === "ready" ? `ready at ${(result.readyAt / 1000).toFixed(2)} s` : `error: ${result.message}`;
+}
+
+if (page === "bare") {
+  const worker = new Worker(new URL("./bare.worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => done({ ...data, readyAt: performance.now(), workerBytes: (data.resources || []).reduce((s, r) => s + (r.transferSize || 0), 0) });
+  worker.onerror = (event) => done({ type: "error", message: event.message || "the worker failed to start" });
+  worker.postMessage({ stdlib: params.get("stdlib") });
+} else {
+  runAgent().catch((error) => done({ type: "error", message: String(error?.message || error) }));
+}
+
+async function runAgent() {
+  const { keepBootSnapshot, offerBootSnapshot } = await import("../bootcache.js");
+  const schema = "py_agent.demo";
+  const dbCache = await caches.open("bench-database");
+  const saved = await dbCache.match("/bench-database");
+  const db = saved ? new Uint8Array(await saved.arrayBuffer()) : undefined;
+  let savedDb = Promise.resolve();
+  const shared = globalThis.crossOriginIsolated ? new SharedArrayBuffer(8) : null;
+  const worker = new Worker(new URL("../worker.js", import.meta.url), { type: "module" });
+  const result = { type: "ready" };
+  let kept = Promise.resolve(false);
+  const finished = new Promise((resolve, reject) => {
+    worker.onerror = (event) => reject(new Error(event.message || "the worker failed to start"));
+    worker.onmessage = ({ data: message }) => {
+      switch (message.type) {
+        case "boot_snapshot":
+          result.snapshotBytes = message.snapshot?.byteLength || 0;
+          kept = keepBootSnapshot(message.snapshot);
+          break;
+        case "booted":
+          Object.assign(result, { bootedAt: performance.now(), booted: message });
+          break;
+        case "ready":
+          result.readyAt = performance.now();
+          if (!params.has("turn")) return resolve();
+          worker.postMessage({ type: "send", text: "How many rows are in each table?" });
+          break;
+        case "turn_end":
+          result.turnEndAt = performance.now();
+          result.turn = message.reason;
+          resolve();
+          break;
+        case "fatal":
+          reject(new Error(message.message));
+          break;
+        case "snapshot": // the app saves the committed database for the next visit
+          if (message.db) savedDb = dbCache.put("/bench-database", new Response(message.db));
+          break;
+        case "fetch": // the demo model never fetches; answer anyway so nothing hangs
+          worker.postMessage({ type: "fetch_error", id: message.id, kind: "refused", message: "no network in the bench", hint: "" });
+          break;
+      }
+    };
+  });
+  worker.postMessage({ type: "init", shared, testHooks: false, schema, bootSnapshot: !params.has("nosnapshot") });
+  if (!params.has("nosnapshot")) offerBootSnapshot(worker);
+  worker.postMessage({ type: "configure", provider: "demo", model: "", baseUrl: "", approve: "auto" });
+  worker.postMessage({ type: "open", schema, conversation: null, db }, db ? [db.buffer] : []);
+  result.savedDb = Boolean(db);
+  await finished;
+  result.kept = await kept;
+  await savedDb;
+  result.workerBytes = result.booted?.transferred || 0;
+  if (params.has("memory") && performance.measureUserAgentSpecificMemory) {
+    try {
+      const measured = await performance.measureUserAgentSpecificMemory();
+      result.memory = measured.breakdown
+        .filter((b) => b.attribution.some((a) => a.scope === "DedicatedWorkerGlobalScope"))
+        .reduce((sum, b) => sum + b.bytes, 0);
+      result.memoryTotal = measured.bytes;
+    } catch (error) {
+      result.memoryError = error.message;
+    }
   }
-  const pageResources = performance.getEntriesByType("resource").map(resourceSummary);
-  const nav = performance.getEntriesByType("navigation").map(resourceSummary);
-  window.__bench = {
-    ...message,
-    page,
-    readyAt: performance.now(),
-    resources: [...nav, ...pageResources, ...(message.resources || [])],
-  };
-  status.textContent = message.type === "ready" ? `ready in ${(performance.now() / 1000).toFixed(2)} s` : `error: ${message.message}`;
-};
-worker.onerror = (event) => {
-  window.__bench = { type: "error", page, message: event.message || "worker failed to start" };
-};
-worker.postMessage({ mode: params.get("mode") || "micropip", cspProbe: params.get("cspProbe"), stdlib: params.get("stdlib") });
-
-function resourceSummary(e) {
-  return { name: e.name, transferSize: e.transferSize, encodedBodySize: e.encodedBodySize, decodedBodySize: e.decodedBodySize };
+  worker.terminate();
+  done(result);
 }

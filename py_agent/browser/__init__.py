@@ -3,6 +3,7 @@
 - ``transport.py``: provider requests through the page's fetch shim (no key here);
 - ``files.py``: committed snapshots of the database file, checks of imported files;
 - ``runtime.py``: the command driver that answers the page's messages;
+- ``recovery.py``: what a reload or a lost worker leaves behind, told to the model;
 - ``glue.py``: the only module of py-agent that imports ``js``/``pyodide``.
 
 Everything but ``glue.start`` runs on CPython too, where it is unit-tested.

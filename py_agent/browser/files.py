@@ -40,12 +40,14 @@ def _shorten(text: str, length: int) -> str:
 
 
 def table_counts(path: str) -> dict[str, int]:
-    """Rows per table in the committed database file."""
+    """Rows per table in the committed database file (the app's tables: not SQLite's
+    own, nor py-agent's history tables ``py_agent_*``)."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         names = [
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                " AND name NOT LIKE 'py\\_agent\\_%' ESCAPE '\\' ORDER BY name"
             )
         ]
         return {name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}

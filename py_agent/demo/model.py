@@ -62,6 +62,18 @@ def _failed(feedback: str) -> bool:
     return "\nError:\n" in feedback or feedback.startswith("Your code was refused")
 
 
+# What the loop says when the person declined a step, or a reload discarded one.
+_NOT_SAVED = ("The person declined these changes", "were NOT saved")
+DECLINED_REPLY: Reply = {
+    "message": "Understood: I did not save those changes, so the data is as it was. Tell me what you would like instead.",
+    "code": "",
+}
+
+
+def _not_saved(feedback: str) -> bool:
+    return any(marker in feedback for marker in _NOT_SAVED)
+
+
 def _new_request(content: str) -> str | None:
     """The person's words when they follow the loop's feedback in one merged user turn.
 
@@ -84,6 +96,9 @@ def choose_reply(messages: Sequence[ChatMessage], recording: dict[str, Any] | No
         new_request = _new_request(last_user)
         if new_request is not None:
             last_user = new_request
+        elif _not_saved(last_user):
+            # A declined step is not a success: never carry on to the recording's "Done".
+            return dict(DECLINED_REPLY)
         elif found and previous and previous["code"].strip():
             conversation, index = found
             if _failed(last_user):
@@ -114,4 +129,4 @@ class DemoModel(FunctionProvider):
         return choose_reply(request.messages, self.recording)
 
 
-__all__ = ["DemoModel", "choose_reply", "load_recording"]
+__all__ = ["DECLINED_REPLY", "DemoModel", "choose_reply", "load_recording"]

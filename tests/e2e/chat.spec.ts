@@ -84,13 +84,20 @@ test("asking before saving: the step waits for approval, and a decline rolls it 
     await expect(page.locator(".changes.pending").last()).toContainText("tags +1");
     expect(await query(page, "SELECT count(*) AS n FROM tags WHERE name = 'approved-one'")).toEqual([{ n: 0 }]);
     await page.screenshot({ path: screenshot("approval.png") });
-    // While a step waits, a new message is refused with a reason, and the page is not stuck.
-    const refused = await page.evaluate(() => (window as any).pyAgent.send("Something else"));
-    expect(refused).toMatchObject({ type: "error", command: "send", message: "a step is waiting for approval" });
-    await expect(page.locator("[data-status]")).toHaveText("Ready");
+    // The status tells the truth: the agent waits for the person (issue 12.7).
+    await expect(page.locator("[data-status]")).toHaveText("Waiting for your decision");
+    // A message typed meanwhile is kept, shown as queued, and sent after the decision.
+    await collectEvents(page);
+    await page.evaluate(() => void (window as any).pyAgent.send("Something else"));
+    await expect(page.locator(".msg.user.queued")).toContainText("Something else");
+    expect((await events(page, "queued")).map((e) => e.text)).toEqual(["Something else"]);
     await approval.getByRole("button", { name: "Save changes" }).click();
     await expect(page.locator(".approval.decided")).toHaveText(/You saved these changes/);
+    await expect(page.locator(".approval.decided button.chosen")).toHaveText("Save changes");
     await expect(page.locator(".changes.committed").last()).toContainText("tags +1");
+    await expect(page.locator(".msg.user.queued")).toHaveCount(0);
+    await expect(page.locator("[data-log] .msg.user").last()).toHaveText("Something else");
+    await expect(page.locator(".turn-end")).toHaveCount(3); // paused, done after the decision, the queued message
     await expect(page.locator(".turn-end").last()).toHaveText(/^Done/);
     await expect.poll(() => query(page, "SELECT count(*) AS n FROM tags WHERE name = 'approved-one'")).toEqual([{ n: 1 }]);
 

@@ -7,12 +7,20 @@ import { debugPython, openApp, query, screenshot, send } from "./helpers";
 
 async function download(page: Page): Promise<Buffer> {
   const [file] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download .sqlite" }).click()]);
-  expect(file.suggestedFilename()).toBe("demo.sqlite");
+  expect(file.suggestedFilename()).toBe("bookshop.sqlite"); // named after the app
   return readFile(await file.path());
 }
 
 async function importFile(page: Page, name: string, buffer: Buffer) {
   await page.locator("input[data-import]").setInputFiles({ name, mimeType: "application/vnd.sqlite3", buffer });
+}
+
+/** An import waits for the person: the card shows the file's report; confirm it. */
+async function confirmImport(page: Page) {
+  const card = page.locator('.approval[data-kind="import"]:not(.decided)');
+  await expect(card.locator(".question")).toContainText("Replace the database");
+  await card.getByRole("button", { name: "Replace the database" }).click();
+  await expect(page.locator('.approval[data-kind="import"] .question').last()).toHaveText("You replaced the database.");
 }
 
 const pythonAuthors = (page: Page) =>
@@ -30,6 +38,7 @@ test("export downloads the database; import brings it back in Python and the rep
   expect(withTolkien.includes(Buffer.from("J. R. R. Tolkien"))).toBe(true);
 
   await importFile(page, "seeded.sqlite", seeded);
+  await confirmImport(page);
   await expect(page.locator(".notice").last()).toHaveText("Imported a database with 7 tables and 112 rows.");
   expect(await query(page, "SELECT count(*) AS n FROM authors")).toEqual([{ n: 10 }]);
   await expect(page.locator(".table-tab", { hasText: "authors" })).toContainText("10");

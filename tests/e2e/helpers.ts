@@ -107,8 +107,11 @@ function close(server: http.Server): Promise<void> {
 
 // --- a dev server of our own (for tests that stop it) -------------------------------------------
 
+/** The build the suite serves (playwright.config.ts reads the same variable). */
+export const DIST = process.env.PY_AGENT_DIST || "web/dist";
+
 export async function startDevServer(...flags: string[]): Promise<{ url: string; process: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn("python", ["tools/devserver.py", "--port", "0", "--dir", "web/dist", ...flags], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn("python", ["tools/devserver.py", "--port", "0", "--dir", DIST, ...flags], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (data) => {
@@ -183,4 +186,48 @@ export async function collectEvents(page: Page) {
 
 export function events(page: Page, type?: string): Promise<any[]> {
   return page.evaluate((type) => (window as any).__events.filter((e: any) => !type || e.type === type), type);
+}
+
+// --- runtime helpers (issue 12, browser side) ---------------------------------------------------
+
+/**
+ * Write a test-only ES module into the served build (`dist/<name>`) and run its default
+ * export inside the agent worker, with the worker's global (page opened with ?test).
+ * Returns what the function returned.
+ */
+export async function runInWorker(page: Page, name: string, source: string): Promise<any> {
+  const { writeFile } = await import("node:fs/promises");
+  await writeFile(`${DIST}/${name}`, source);
+  return page.evaluate((url) => (window as any).__agent.debugJs(url), name);
+}
+
+/** Register `pyAgent.on("*")` before the app starts, so events of the boot itself are kept (window.__early). */
+export async function collectFromStart(page: Page) {
+  await page.addInitScript(() => {
+    (window as any).__early = [];
+    const timer = setInterval(() => {
+      const api = (window as any).pyAgent;
+      if (!api) return;
+      clearInterval(timer);
+      api.on("*", (event: any) => (window as any).__early.push(event));
+    }, 0);
+  });
+}
+
+export function earlyEvents(page: Page, type?: string): Promise<any[]> {
+  return page.evaluate((type) => (window as any).__early.filter((e: any) => !type || e.type === type), type);
+}
+
+/** Wait for the next event of `type` the page emits (after collectEvents). */
+export async function waitForEvent(page: Page, type: string, count = 1, timeout = 60_000): Promise<any> {
+  await expect.poll(async () => (await events(page, type)).length, { timeout }).toBeGreaterThanOrEqual(count);
+  return (await events(page, type))[count - 1];
+}
+
+/** The app's name as the served page declares it: the key of its saved record, lock and channel. */
+export async function appName(page: Page, base = ""): Promise<string> {
+  const html = await (await page.request.get(`${base}/index.html`)).text();
+  const name = /<meta name="py-agent-schema" content="([^"]+)"/.exec(html)?.[1];
+  if (!name) throw new Error("the served index.html names no py-agent-schema");
+  return name;
 }

@@ -16,7 +16,7 @@ async function startRunaway(page: Page, runaway: Reply = LOOP) {
   await useFakeModel(page, model);
   await collectEvents(page);
   await page.evaluate(() => void (window as any).pyAgent.send("Save a tag, then loop"));
-  await expect(page.locator('article[data-step="2"] .phase')).toHaveText("Running…");
+  await expect(page.locator('article[data-step="2"] .phase')).toHaveText(/^Running…/); // with the elapsed time
   await expect(page.locator("[data-stop]")).toBeVisible();
   expect(await query(page, "SELECT count(*) AS n FROM tags WHERE name = 'before-the-loop'")).toEqual([{ n: 1 }]);
   return model;
@@ -60,7 +60,7 @@ test("with isolation, an interrupt stops `while True` in place", async ({ page }
 test("with isolation, code that ignores the interrupt is stopped by restarting the worker", async ({ page }) => {
   await openApp(page);
   // A long C call never checks the interrupt flag: the watchdog must escalate.
-  const model = await startRunaway(page, { message: "A long sum.", code: "print(sum(range(10**12)))" });
+  const model = await startRunaway(page, { message: "A long computation in C.", code: "from decimal import Decimal, getcontext\ngetcontext().prec = 400_000\nprint(len(str(Decimal(2).sqrt())))" });
   try {
     await page.evaluate(() => (window as any).pyAgent.interrupt());
     const end = await turnEnd(page);
@@ -84,7 +84,8 @@ test("without isolation, the worker is terminated and restored from the last com
     await page.getByRole("button", { name: "Stop" }).click();
     const end = await turnEnd(page);
     expect(end.reason).toBe("aborted");
-    expect(Date.now() - started).toBeLessThan(1_000); // no waiting: terminate is the only way
+    // No waiting for the step's 30 s limit: terminate is the only way (3 s leaves room for a loaded machine).
+    expect(Date.now() - started).toBeLessThan(3_000);
     expect(await page.evaluate(() => (window as any).pyAgent.restarts)).toBe(1);
     await page.evaluate(() => (window as any).pyAgent.ready);
     await expect(page.locator("[data-status]")).toHaveText("Ready");

@@ -18,6 +18,7 @@ export class Replica {
   constructor() {
     this.db = null;
     this.bytes = null;
+    this.version = 0; // counts loads, so readers know when cached answers are stale
     this.ready = loadSqlJs();
   }
 
@@ -27,6 +28,7 @@ export class Replica {
     this.db = new SQL.Database(bytes);
     this.db.run("PRAGMA query_only = ON");
     this.bytes = bytes;
+    this.version += 1;
   }
 
   /** Rows of `sql` as plain objects. Throws with SQLite's message on error. */
@@ -43,9 +45,25 @@ export class Replica {
     }
   }
 
+  /** Rows of `sql` as arrays (cheaper than objects for pages of a table). */
+  values(sql, params = []) {
+    if (!this.db) throw new Error("the database has not been loaded yet (await pyAgent.ready)");
+    const statement = this.db.prepare(sql);
+    try {
+      statement.bind(params);
+      const rows = [];
+      while (statement.step()) rows.push(statement.get());
+      return rows;
+    } finally {
+      statement.free();
+    }
+  }
+
+  /** The person's tables with their row counts (not SQLite's or py-agent's own bookkeeping). */
   tables() {
     if (!this.db) return [];
-    return this.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").map(
+    const sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'py\\_agent\\_%' ESCAPE '\\' ORDER BY name";
+    return this.query(sql).map(
       ({ name }) => ({ name, count: this.query(`SELECT count(*) AS n FROM "${name.replaceAll('"', '""')}"`)[0].n }),
     );
   }
@@ -71,69 +89,6 @@ export class Replica {
   }
 }
 
-// --- the table browser -------------------------------------------------------------------
-
-const PAGE_ROWS = 100;
-
-export class TableBrowser {
-  constructor(root, replica) {
-    this.root = root;
-    this.replica = replica;
-    this.selected = null;
-    this.list = root.querySelector("[data-tables]");
-    this.view = root.querySelector("[data-rows]");
-    this.caption = root.querySelector("[data-caption]");
-  }
-
-  render() {
-    const tables = this.replica.tables();
-    if (!tables.some((t) => t.name === this.selected)) this.selected = tables[0]?.name ?? null;
-    this.list.replaceChildren(
-      ...tables.map(({ name, count }) => {
-        const button = el("button", { class: "table-tab", type: "button", "aria-pressed": String(name === this.selected) });
-        button.append(el("span", {}, name), el("span", { class: "count" }, count.toLocaleString()));
-        button.addEventListener("click", () => {
-          this.selected = name;
-          this.render();
-        });
-        return button;
-      }),
-    );
-    this.renderRows(tables.find((t) => t.name === this.selected));
-  }
-
-  renderRows(table) {
-    if (!table) {
-      this.caption.textContent = "No tables yet.";
-      this.view.replaceChildren();
-      return;
-    }
-    const quoted = `"${table.name.replaceAll('"', '""')}"`;
-    const result = this.replica.db.exec(`SELECT * FROM ${quoted} LIMIT ${PAGE_ROWS}`)[0];
-    const columns = result?.columns ?? this.replica.query(`PRAGMA table_info(${quoted})`).map((c) => c.name);
-    const head = el("tr", {}, ...columns.map((c) => el("th", { scope: "col" }, c)));
-    const body = (result?.values ?? []).map((row) =>
-      el("tr", {}, ...row.map((value) => el("td", value === null ? { class: "null" } : {}, value === null ? "null" : formatCell(value)))),
-    );
-    this.view.replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
-    const shown = Math.min(table.count, PAGE_ROWS);
-    this.caption.textContent =
-      table.count > PAGE_ROWS ? `${table.name}: first ${shown} of ${table.count.toLocaleString()} rows` : `${table.name}: ${table.count} rows`;
-  }
-}
-
 function shorten(text, length) {
   return text.length > length ? `${text.slice(0, length - 1)}…` : text;
-}
-
-function formatCell(value) {
-  if (value instanceof Uint8Array) return `‹${value.length} bytes›`;
-  return String(value);
-}
-
-export function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children.filter((child) => child !== null && child !== undefined));
-  return node;
 }

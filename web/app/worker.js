@@ -5,8 +5,10 @@
 // py_agent.browser, where the real work happens. This file stays thin on purpose.
 //
 // The server sends this script with a CSP whose connect-src is 'self' only, so
-// nothing running here (Python or JS) can reach any other origin.
-import { loadPyodide } from "./pyodide/pyodide.mjs";
+// nothing running here (Python or JS) can reach any other origin; wall.js, evaluated
+// before anything else, removes the storage and coordination APIs (see there).
+import "./wall.js";
+import { bootPython } from "./boot.js";
 
 const base = new URL("./", import.meta.url);
 const pending = []; // messages that arrive before Python is ready
@@ -27,8 +29,14 @@ self.onmessage = (event) => {
     }
     testHooks = Boolean(message.testHooks);
     gotInit(message);
-  } else if (message.type === "debug_scan" && testHooks && self.pyodide) {
+    return;
+  }
+  if (message.type === "boot_snapshot") return bootSnapshotOffered(message); // boot section below
+  if (message.type === "configure" && Number.isFinite(message.memoryLimit)) memory.limit = message.memoryLimit * MB;
+  if (message.type === "debug_scan" && testHooks && self.pyodide) {
     post({ type: "debug_scan_result", request: message.request, ...scan(message.needle) });
+  } else if (message.type === "debug_js" && testHooks) {
+    runTestModule(message);
   } else if (runtime) {
     deliver(message);
   } else {
@@ -53,12 +61,28 @@ function deliver(message) {
   try {
     runtime.handle(JSON.stringify(message), data);
   } catch (error) {
-    post({ type: "error", kind: "internal", message: `The worker failed on "${message.type}": ${error.message}`, hint: "reload the page" });
+    // Python itself failed (it catches every error of its own): this worker cannot be trusted
+    // with the next message. The page restarts it from the last saved state.
+    broken("crash", `Python failed on "${message.type}": ${error.message}`);
   }
 }
 
+function broken(reason, message) {
+  post({ type: "worker_broken", reason, message: String(message).slice(0, 500) });
+}
+
 function fromPython(text, data) {
-  const message = JSON.parse(text);
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch (error) {
+    // Seen after a MemoryError: Python could not build a whole message any more.
+    return broken(/MemoryError/.test(text) ? "memory" : "crash", `a message from Python was unreadable (${error.message})`);
+  }
+  if (message.type === "signal" || message.type === "execution_result") {
+    memory.stepping = message.type === "signal" && message.signal === "execution";
+    memory.base = null; // measured again at the step's first grow
+  }
   if (data) {
     message[message.type === "fetch_chunk" ? "bytes" : "db"] = data;
     // Transfer only a buffer of its own (never Python's memory).
@@ -71,6 +95,44 @@ function fromPython(text, data) {
 
 function post(message) {
   self.postMessage(message);
+}
+
+self.addEventListener("error", (event) => {
+  if (runtime) broken("crash", event.message || "an error the worker did not catch");
+});
+
+// --- memory: how much a step may add ------------------------------------------------------
+
+// Emscripten grows Pyodide's memory through WebAssembly.Memory.prototype.grow; refusing
+// a grow makes malloc fail, so Python raises MemoryError in the step that asked for it
+// instead of the tab running out of memory. The limit is what one step may add on top of
+// the memory Python had when the step began (as MemoryCap does on CPython).
+const MB = 1024 * 1024;
+const memory = { limit: 1024 * MB, stepping: false, base: null };
+const grow = WebAssembly.Memory.prototype.grow;
+WebAssembly.Memory.prototype.grow = function (pages) {
+  if (memory.stepping) {
+    memory.base ??= this.buffer.byteLength;
+    if (this.buffer.byteLength + pages * 65536 > memory.base + memory.limit) {
+      throw new RangeError(`a step may add at most ${memory.limit / MB} MB of memory`);
+    }
+  }
+  return grow.call(this, pages);
+};
+
+// --- test hook: JavaScript in the worker -------------------------------------------------
+
+// Runs a same-origin module's default export in this worker (the CSP forbids eval).
+// Only with ?test: the specs use it to act as hostile code that reached the global.
+async function runTestModule(message) {
+  let value;
+  try {
+    const module = await import(new URL(message.url, base).href);
+    value = { ok: true, value: await module.default(self) };
+  } catch (error) {
+    value = { ok: false, value: `${error.name}: ${error.message}` };
+  }
+  post({ type: "debug_js_result", request: message.request, ...value });
 }
 
 // --- test hook: where does a string live? ---------------------------------------------
@@ -145,55 +207,59 @@ function countingFetch(input, init) {
 
 // --- boot ----------------------------------------------------------------------------
 
+// The page offers the memory snapshot it keeps for this site (bootcache.js) right after
+// `init` {bootSnapshot: true}: {type: "boot_snapshot", snapshot: ArrayBuffer | null}.
+let gotSnapshot;
+const offeredSnapshot = new Promise((resolve) => (gotSnapshot = resolve));
+function bootSnapshotOffered(message) {
+  gotSnapshot(message.snapshot || null);
+}
+
+/** The schema module the page will open: from `init` or from the queued `open`. */
+async function schemaToOpen(init) {
+  if (init.schema) return init.schema;
+  for (let i = 0; i < 50 && !pending.some((m) => m.type === "open"); i++) await new Promise((r) => setTimeout(r, 10));
+  return pending.find((m) => m.type === "open")?.schema || "py_agent.demo";
+}
+
 async function boot() {
   const started = performance.now();
   self.fetch = countingFetch;
   const manifest = await (await fetch(new URL("wheels/manifest.json", base))).json();
-  const sizes = Object.entries(manifest.sizes || {});
-  const runtimeSizes = sizes.filter(([file]) => file.startsWith("pyodide/"));
-  progress.total =
-    sizes.reduce((sum, [file, size]) => sum + (file.startsWith("pyodide/") ? 0 : size), 0) +
-    (runtimeSizes.length ? runtimeSizes.reduce((sum, [, size]) => sum + size, 0) : RUNTIME_BYTES_ESTIMATE);
-  report("runtime", "Loading Python");
-  const pyodide = await loadPyodide({ indexURL: new URL("pyodide/", base).href });
-
-  report("packages", "Installing packages");
-  await pyodide.loadPackage(new URL(`wheels/${manifest.micropip}`, base).href, { messageCallback: () => {} });
-  const urls = manifest.wheels.map((file) => new URL(`wheels/${file}`, base).href);
-  await pyodide.runPythonAsync(
-    "import micropip\nawait micropip.install(list(urls), deps=False)",
-    { globals: pyodide.toPy({ urls }) },
-  );
-
-  // micropip can report success when a download failed: prove that each package imports.
-  report("imports", "Checking packages");
-  const failures = pyodide
-    .runPython(
-      `import importlib
-failures = []
-for name in names:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        failures.append(f"{name} ({type(exc).__name__}: {exc})")
-failures`,
-      { globals: pyodide.toPy({ names: manifest.imports || [] }) },
-    )
-    .toJs();
-  if (failures.length) {
-    throw Object.assign(new Error(`These packages did not install: ${failures.join("; ")}`), {
-      hint: "reload the page; if it happens again, rebuild the site with `python build.py build`",
-    });
-  }
+  const sizes = manifest.sizes || {};
+  progress.total = RUNTIME_BYTES_ESTIMATE + [manifest.boot.zip, ...manifest.boot.unpack].reduce((sum, file) => sum + (sizes[file] || 0), 0);
+  const init = await initialised;
+  const booted = await bootPython({
+    base,
+    manifest,
+    schema: await schemaToOpen(init),
+    offered: init.bootSnapshot ? offeredSnapshot : Promise.resolve(null),
+    report,
+  });
+  const pyodide = booted.pyodide;
   self.fetch = realFetch; // boot is over: model code gets the plain (CSP-bound) fetch
+  // A new snapshot goes to the page, which keeps it for the next visit (before `booted`:
+  // the page takes none after that, when model code may have run).
+  if (booted.snapshot) self.postMessage({ type: "boot_snapshot", snapshot: booted.snapshot.buffer }, [booted.snapshot.buffer]);
 
-  await initialised;
   if (views) pyodide.setInterruptBuffer(views.interrupt);
   const browser = pyodide.pyimport("py_agent.browser");
-  runtime = browser.start(fromPython, views?.executing, views?.interrupt, testHooks);
+  const onDemand = pyodide.toPy({ packages: manifest.on_demand || [], wheels: new URL("wheels/", base).href, micropip: manifest.micropip });
+  runtime = browser.start(fromPython, views?.executing, views?.interrupt, testHooks, onDemand);
   if (testHooks) self.pyodide = pyodide; // lets tests reach Python outside the agent
   report("database", "Opening the database");
-  post({ type: "booted", ms: Math.round(performance.now() - started), isolated: Boolean(views) });
+  post({
+    type: "booted",
+    ms: Math.round(performance.now() - started),
+    isolated: Boolean(views),
+    from: booted.from, // "snapshot" | "packages"
+    snapshot: booted.snapshot ? "made" : booted.from === "snapshot" ? "restored" : "none",
+    rejected: booted.rejected, // why an offered snapshot was not used, or null
+    wasmMemory: pyodide._module.HEAP8.length, // bytes of Python's memory now
+    peakMemory: booted.peak, // the boot's largest moment: memory, snapshot and files held at once
+    timings: booted.timings, // ms from the start of bootPython to each stage
+    transferred: performance.getEntriesByType("resource").reduce((sum, e) => sum + (e.transferSize || 0), 0),
+  });
   for (const message of pending.splice(0)) deliver(message);
 }
 

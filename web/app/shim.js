@@ -10,6 +10,8 @@
 // (some proxies echo the Authorization header in a 401 body): response headers and
 // every body, streamed or not, pass through a KeyFilter first.
 
+import { diagnoseFailure } from "./diagnose.js";
+
 const REDACTED = "[API key removed]";
 
 /**
@@ -157,8 +159,8 @@ export class FetchShim {
       });
     } catch (error) {
       if (controller.signal.aborted) return;
-      const kind = await classify(target);
-      return this.fail(id, kind, describe(kind, target, error), HINTS[kind]);
+      const { kind, message, hint } = await diagnose(target, this.endpoint(), error);
+      return this.fail(id, kind, message, hint);
     }
     if (controller.signal.aborted) return;
     // The key the page sent must not come back to the worker in anything the server says.
@@ -194,25 +196,16 @@ function parseUrl(text) {
   }
 }
 
-const HINTS = {
-  cors: "the server must allow requests from this page (CORS): for Ollama set OLLAMA_ORIGINS, for others use a proxy that adds Access-Control-Allow-Origin",
-  unreachable: "check the base URL in Settings and that the server is running; if it is, it may not allow requests from this page (CORS)",
-};
-
-function describe(kind, target, error) {
-  return kind === "cors"
-    ? `${target.origin} answered, but the browser blocked the response (CORS).`
-    : `Could not reach ${target.origin} (${error.message}).`;
-}
-
-// fetch() gives the same TypeError for a refused connection and for a CORS refusal.
-// An opaque no-cors request tells them apart where the page's policy lets it through.
-async function classify(target) {
-  if (navigator.onLine === false) return "unreachable";
+// Why a request failed, with the fix for the server it most likely is (diagnose.js, the
+// same table as py_agent.local_servers); the generic wording if that cannot be worked out.
+async function diagnose(target, baseUrl, error) {
   try {
-    await fetch(target, { mode: "no-cors", method: "GET", credentials: "omit", cache: "no-store" });
-    return "cors";
+    return await diagnoseFailure(target, { baseUrl: baseUrl || target.href });
   } catch {
-    return "unreachable";
+    return {
+      kind: "unreachable",
+      message: `Could not reach ${target.origin} (${error.message}).`,
+      hint: "check the base URL in Settings and that the server is running; if it is, it may not allow requests from this page (CORS)",
+    };
   }
 }

@@ -19,6 +19,7 @@ export class Replica {
     this.db = null;
     this.bytes = null;
     this.version = 0; // counts loads, so readers know when cached answers are stale
+    this.indexes = new Map(); // [table, columns] -> whether this copy has the index (see sortIndex)
     this.ready = loadSqlJs();
   }
 
@@ -29,6 +30,38 @@ export class Replica {
     this.db.run("PRAGMA query_only = ON");
     this.bytes = bytes;
     this.version += 1;
+    this.indexes = new Map();
+  }
+
+  /**
+   * An index on `table` (`columns`), so the table browser reads a deep page of a sorted
+   * table from it instead of sorting every row. It exists in this in-memory copy only: not
+   * in `bytes` (the download and checks use those), not in Python's database, and gone at
+   * the next load, which starts again from Python's file. Building it is one sort, the same
+   * work as one sorted query, and every later page of that order costs a few rows. Returns
+   * false when SQLite refuses (a virtual table, say): the caller then sorts without it.
+   */
+  sortIndex(table, columns) {
+    if (!this.db) return false;
+    const key = JSON.stringify([table, columns]);
+    if (!this.indexes.has(key)) {
+      const name = `py_agent_replica_sort_${this.version}_${this.indexes.size}`;
+      let made = true;
+      // SQLite sorts within cache_size before spilling to a temp file: room for the whole sort.
+      const [[cache]] = this.values("PRAGMA cache_size");
+      this.db.run("PRAGMA query_only = OFF");
+      this.db.run("PRAGMA cache_size = -65536");
+      try {
+        this.db.run(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(table)} (${columns.map(quote).join(", ")})`);
+      } catch {
+        made = false;
+      } finally {
+        this.db.run(`PRAGMA cache_size = ${Number(cache)}`);
+        this.db.run("PRAGMA query_only = ON");
+      }
+      this.indexes.set(key, made);
+    }
+    return this.indexes.get(key);
   }
 
   /** Rows of `sql` as plain objects. Throws with SQLite's message on error. */
@@ -87,6 +120,10 @@ export class Replica {
       db?.close();
     }
   }
+}
+
+function quote(name) {
+  return `"${String(name).replaceAll('"', '""')}"`;
 }
 
 function shorten(text, length) {

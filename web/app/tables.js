@@ -67,6 +67,8 @@ export class SqlSource {
     this.version = replica.version; // the answers below hold for this version of the data
     this.counts = new Map(); // filter -> number of rows
     this.ordered = null; // {key, ids}: the rowids of the last filter and sort, in order
+    this.plans = new Map(); // sort -> whether an index gives its order (see indexed)
+    this.lastWhere = null; // {filter, where}
     try {
       replica.values(`SELECT rowid FROM ${this.table} LIMIT 0`);
       this.rowid = true;
@@ -87,6 +89,12 @@ export class SqlSource {
    * once (a subquery), so no join is needed to find the matches.
    */
   where(filter) {
+    // Kept for the last filter: the page, the count and the order all ask for it.
+    if (this.lastWhere?.filter !== filter) this.lastWhere = { filter, where: this.buildWhere(filter) };
+    return this.lastWhere.where;
+  }
+
+  buildWhere(filter) {
     if (!filter) return { sql: "", params: {} };
     // ESCAPE makes every LIKE slower: only when the filter holds a wildcard character.
     const special = /[\\%_]/.test(filter);
@@ -113,7 +121,11 @@ export class SqlSource {
       }
     }
     for (const label of this.labels) {
-      terms.push(`t.${quote(label.column)} IN (SELECT ${quote(label.to)} FROM ${quote(label.table)} WHERE ${like(quote(label.label))})`);
+      const related = `SELECT ${quote(label.to)} FROM ${quote(label.table)} WHERE ${like(quote(label.label))}`;
+      // A filter that names no related row leaves the term out: a look-up on every row that
+      // cannot match costs more than any other term (one small query answers it here).
+      if (!this.replica.values(`${related} LIMIT 1`, { $like: params.$like }).length) continue;
+      terms.push(`t.${quote(label.column)} IN (${related})`);
     }
     return { sql: terms.length ? `WHERE ${terms.join(" OR ")}` : "WHERE 0", params };
   }
@@ -156,7 +168,8 @@ export class SqlSource {
   page({ offset, limit, sort, filter }) {
     const where = this.where(filter);
     if (!this.rowid) {
-      // A WITHOUT ROWID table: plain LIMIT/OFFSET.
+      // A WITHOUT ROWID table: plain LIMIT/OFFSET (deep sorted pages from an index).
+      if (sort && offset >= TOP_N) this.indexed(sort);
       const rows = this.replica.values(`SELECT ${this.select} FROM ${this.table} ${this.joins} ${where.sql} ${this.orderBy(sort)} LIMIT ${limit} OFFSET ${offset}`, where.params);
       return { rows, total: this.total(where) };
     }
@@ -165,9 +178,36 @@ export class SqlSource {
       const fromEnd = total - offset - limit;
       if (!sort || offset < TOP_N) return { rows: this.window(sort, false, offset, limit), total };
       if (fromEnd < TOP_N) return { rows: this.window(sort, true, Math.max(0, fromEnd), Math.min(limit, total - offset)).reverse(), total };
+      // Deeper: read from an index on the sort column (made once per load of the replica),
+      // not from a sort of every row.
+      if (this.indexed(sort)) return { rows: this.window(sort, false, offset, limit), total };
     }
     const ids = this.order(where, sort);
     return { rows: this.fetch(ids.slice(offset, offset + limit), sort), total: ids.length };
+  }
+
+  /**
+   * Whether SQLite reads `sort`'s order from an index rather than sorting every row. Asks the
+   * planner; if it would sort, gives the replica an index on the sort column and the
+   * tiebreak (Replica.sortIndex) and asks again. Only for a column of this table: a related
+   * row's name is ordered through a join, which an index here does not order.
+   */
+  indexed(sort) {
+    if (!sort || this.labels.some((l) => l.column === sort.column)) return false;
+    const key = JSON.stringify(sort);
+    if (!this.plans.has(key)) {
+      const sorts = () =>
+        this.replica.values(`EXPLAIN QUERY PLAN SELECT ${this.rowid ? "t.rowid" : "1"} FROM ${this.table} ${this.orderBy(sort)}`).some((row) => /TEMP B-TREE/i.test(String(row[3])));
+      let indexed = !sorts();
+      if (!indexed) {
+        // The tiebreak is the primary key; an INTEGER PRIMARY KEY is the rowid, in every index already.
+        const alias = this.rowid && this.info.pk.length === 1 && /^INTEGER$/i.test(this.info.columns.find((c) => c.name === this.info.pk[0])?.type ?? "");
+        const columns = [...new Set([sort.column, ...(alias ? [] : this.info.pk)])];
+        indexed = this.replica.sortIndex(this.info.name, columns) && !sorts();
+      }
+      this.plans.set(key, indexed);
+    }
+    return this.plans.get(key);
   }
 
   /** Rows `offset`… of the whole table in `sort` order (or its mirror): rowids first, then the rows. */

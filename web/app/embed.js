@@ -75,11 +75,23 @@ class Frame {
   receive(event) {
     if (event.source !== this.iframe.contentWindow || event.origin !== this.origin || !event.data) return;
     const data = event.data;
-    if (data.pyAgent === "loaded") return this.hello();
+    if (data.pyAgent === "loaded") {
+      // A new page in the frame (on a host without headers the site reloads itself once, under
+      // its service worker): new calls wait for its hello.
+      if (this.app !== undefined) this.connected = new Promise((resolve) => (this.connect = resolve));
+      return this.hello();
+    }
     if (data.pyAgent === "hello") {
       clearInterval(this.helloTimer);
+      const again = this.app !== undefined;
       this.app = data.app;
-      return this.connect(data.app);
+      this.connect(data.app);
+      if (again) {
+        // Calls sent to the page that went away are never answered: send them to this one.
+        for (const [id, call] of this.calls) this.post(id, call);
+        this.onReconnect?.();
+      }
+      return;
     }
     if (data.pyAgent === "result") {
       const call = this.calls.get(data.id);
@@ -96,9 +108,14 @@ class Frame {
     await this.connected;
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
-      this.iframe.contentWindow.postMessage({ pyAgent: "call", id, method, args }, this.origin);
+      const call = { resolve, reject, method, args };
+      this.calls.set(id, call);
+      this.post(id, call);
     });
+  }
+
+  post(id, { method, args }) {
+    this.iframe.contentWindow.postMessage({ pyAgent: "call", id, method, args }, this.origin);
   }
 
   on(type, fn) {
@@ -215,6 +232,7 @@ export class PyAgentChat extends HTMLElement {
       this.dispatchEvent(new CustomEvent("py-agent-connected", { detail: { app: this.frame.app } }));
     });
     this.frame.on("*", (event) => this.dispatchEvent(new CustomEvent("py-agent-event", { detail: event })));
+    this.frame.onReconnect = () => this.theme(); // the reloaded page has the default theme again
   }
 
   disconnectedCallback() {

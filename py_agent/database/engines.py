@@ -14,6 +14,7 @@ elsewhere (the browser worker's, an app's).
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -39,16 +40,31 @@ def _emit_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+# What each engine was given, remembered on the engine's own weak entry. Not `event.contains`:
+# SQLAlchemy's registry is keyed by id(), so a new engine at the address of a collected one can
+# look as if it had the hook already.
+_GIVEN: "weakref.WeakKeyDictionary[Engine, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _once(engine: Engine, what: str) -> bool:
+    """True the first time ``what`` is asked for ``engine``."""
+    given = _GIVEN.setdefault(engine, set())
+    if what in given:
+        return False
+    given.add(what)
+    return True
+
+
 def enforce_foreign_keys(engine: Engine) -> Engine:
     """Turn on foreign-key enforcement for every new SQLite connection of ``engine``."""
-    if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _foreign_keys_on):
+    if engine.dialect.name == "sqlite" and _once(engine, "foreign keys"):
         event.listen(engine, "connect", _foreign_keys_on)
     return engine
 
 
 def use_savepoint_recipe(engine: Engine) -> Engine:
     """SQLAlchemy's pysqlite recipe: pysqlite stays out of transactions, SQLAlchemy emits BEGIN."""
-    if engine.dialect.name == "sqlite" and not event.contains(engine, "begin", _emit_begin):
+    if engine.dialect.name == "sqlite" and _once(engine, "savepoint recipe"):
         event.listen(engine, "connect", _no_pysqlite_transactions)
         event.listen(engine, "begin", _emit_begin)
     return engine

@@ -56,6 +56,8 @@ _OWNERS: weakref.WeakValueDictionary[int, Database] = weakref.WeakValueDictionar
 # The Database of each SQLAlchemy connection (by id), for the engine-wide hooks below:
 # module functions, so an engine outliving many conversations keeps none of them alive.
 _BY_CONNECTION: weakref.WeakValueDictionary[int, Database] = weakref.WeakValueDictionary()
+# The engines the hooks below are listening on.
+_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _on_begin(connection: Connection) -> None:
@@ -191,9 +193,12 @@ class Database:
             ("do_executemany", _on_executemany),
             ("do_execute_no_params", _on_execute_no_params),
         )
-        for name, hook in hooks:
-            if not event.contains(self.engine, name, hook):
+        # Once per engine. Not `event.contains`: SQLAlchemy's registry is keyed by id(), so a new
+        # engine at the address of a collected one could look hooked already (seen in tests).
+        if self.engine not in _HOOKED:
+            for name, hook in hooks:
                 event.listen(self.engine, name, hook)
+            _HOOKED.add(self.engine)
         self.guard.defer_writes = True
         raw.execute("PRAGMA foreign_keys=ON")
         raw.execute("PRAGMA recursive_triggers=ON")

@@ -20,8 +20,8 @@ test("waiting, queued messages, a decline, and allow-for-the-rest", async ({ pag
   await expect(page.locator("[data-status]")).toHaveText("Waiting for your decision");
 
   // A message sent while the step waits is kept and sent after the decision.
-  await page.evaluate(() => void (window as any).pyAgent.send("How many rows are in each table?"));
-  expect((await waitForEvent(page, "queued")).text).toBe("How many rows are in each table?");
+  await page.evaluate(() => void (window as any).pyAgent.send("How many rows does each table have?"));
+  expect((await waitForEvent(page, "queued")).text).toBe("How many rows does each table have?");
   expect(await events(page, "user_message")).toHaveLength(1);
 
   // Declined: rolled back, and the demo model does not claim success.
@@ -33,9 +33,9 @@ test("waiting, queued messages, a decline, and allow-for-the-rest", async ({ pag
   expect(await authors(page)).toBe(10);
 
   // Then the queued message went out on its own, and was answered.
-  expect((await waitForEvent(page, "queue_sent")).text).toBe("How many rows are in each table?");
+  expect((await waitForEvent(page, "queue_sent")).text).toBe("How many rows does each table have?");
   await expect.poll(async () => (await events(page, "turn_end")).length).toBe(3);
-  expect((await events(page, "user_message")).map((e) => e.content)).toEqual([TOLKIEN, "How many rows are in each table?"]);
+  expect((await events(page, "user_message")).map((e) => e.content)).toEqual([TOLKIEN, "How many rows does each table have?"]);
   expect((await events(page, "turn_end")).at(-1).reason).toBe("done");
 
   // "Allow for the rest of this conversation": after one approval, later writes are not asked about.
@@ -82,7 +82,7 @@ test("after a reload, a step that waited is reported as discarded, never left op
   await expect.poll(async () => (await events(page, "saved")).length).toBeGreaterThan(0);
 
   // A new message goes through; the demo model answers the discard as a decline.
-  const next = await page.evaluate(() => (window as any).pyAgent.send("How many rows are in each table?"));
+  const next = await page.evaluate(() => (window as any).pyAgent.send("How many rows does each table have?"));
   expect(next.reason).toBe("done");
   // Later visits: the saved transcript still says so, and no question can be answered.
   await page.reload();

@@ -194,7 +194,7 @@ test("a damaged snapshot is not restored: Python boots from the packages", async
   await tamper(page, "garbage");
   expect((await visit(page, { reload: true })).rejected).toBe("corrupt: not a snapshot");
 
-  const end = await send(page, "How many rows are in each table?");
+  const end = await send(page, "How many rows does each table have?");
   expect(end.reason).toBe("done");
 });
 

@@ -35,7 +35,7 @@ result = {
   expect(worker.messages.slice(0, 2)).toEqual(["user", "assistant"]);
 
   // The restored conversation goes on: the model sees the earlier turn.
-  const next = await send(page, "How many rows are in each table?");
+  const next = await send(page, "How many rows does each table have?");
   expect(next.reason).toBe("done");
   await expect(page.locator("pre.output").last()).toContainText(/authors\s+11 rows/);
 });

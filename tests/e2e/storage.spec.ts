@@ -38,7 +38,7 @@ async function withStore(page: Page, action: "get" | "put", record?: any): Promi
 /** Open the app and check it really works: Ready, and a turn goes through. */
 async function worksAfter(page: Page) {
   await openApp(page);
-  const end = await send(page, "How many rows are in each table?");
+  const end = await send(page, "How many rows does each table have?");
   expect(end.reason).toBe("done");
 }
 

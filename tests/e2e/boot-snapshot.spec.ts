@@ -132,6 +132,9 @@ test("a second visit restores the snapshot, and works like the first", async ({ 
     await page.evaluate(() => void (window as any).pyAgent.send("Loop forever"));
     await expect(page.locator("[data-stop]")).toBeVisible();
     await expect.poll(async () => (await events(page, "signal")).some((e) => e.signal === "execution")).toBe(true);
+    // The code itself is running (the signal comes just before it starts; a Stop before that
+    // ends the turn with no step result), as interrupt.spec.ts waits for it.
+    await expect(page.locator("article .phase").last()).toHaveText(/^Running… [1-9]/);
     await page.getByRole("button", { name: "Stop" }).click();
     await expect.poll(async () => (await events(page, "turn_end")).length, { timeout: 20_000 }).toBeGreaterThan(0);
     const [result] = await events(page, "execution_result");

@@ -321,3 +321,31 @@ def _untag(value: dict[str, Any]) -> Any:
     if len(value) == 1 and "$b64" in value:
         return base64.b64decode(value["$b64"])
     return value
+
+
+def forget_inserted_objects(session: Any, changes: "ChangeSet") -> None:
+    """After rolling back a finished step: drop the session's ORM objects for rows that are gone.
+
+    The step's savepoint was already committed, so SQLAlchemy believes inserted objects exist;
+    they must leave the session (SQLite and PostgreSQL database layers alike).
+    """
+    from sqlalchemy import inspect as sa_inspect
+
+    session.expire_all()
+    if changes.journal is None:
+        session.expunge_all()
+        return
+    inserted = {(c.table, c.key) for c in changes.journal if c.before is None}
+    if not inserted:
+        return
+    for obj in list(session.identity_map.values()):
+        state = sa_inspect(obj)
+        mapper = state.mapper.base_mapper
+        table = getattr(mapper.local_table, "name", None)
+        shape = changes.shapes.get(table or "")
+        if shape is None or state.identity is None:
+            continue
+        by_name = dict(zip((c.name for c in mapper.primary_key), state.identity))
+        key = tuple(by_name.get(k) for k in shape.key)
+        if (table, key) in inserted:
+            session.expunge(obj)

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ConfigurationError, PyAgentError
 from . import postgres_history as ph
-from .changes import PREVIEW_LIMIT, ChangeSet
+from .changes import PREVIEW_LIMIT, ChangeSet, forget_inserted_objects
 from .history import JOURNAL_LIMIT, HistoryPoint
 from .postgres_capture import PostgresCapture
 from .postgres_guard import READ, SAVEPOINT, PostgresGuard, StatementRefused
@@ -447,7 +447,7 @@ class PostgresDatabase:
         else:
             self._end_transaction(commit=False)
         if finished is not None:
-            self._forget_objects(finished)
+            forget_inserted_objects(self.session, finished)
         if self.history is not None:
             self.history.forget_cache()
         if self.guard.schema:
@@ -459,27 +459,6 @@ class PostgresDatabase:
         self._finished = None
         self._broken = ""
         self.capture.finish()
-
-    def _forget_objects(self, changes: ChangeSet) -> None:
-        """After rolling back a finished step: drop ORM objects for rows that are gone."""
-        self.session.expire_all()
-        if changes.journal is None:
-            self.session.expunge_all()
-            return
-        inserted = {(c.table, c.key) for c in changes.journal if c.before is None}
-        if not inserted:
-            return
-        for obj in list(self.session.identity_map.values()):
-            state = sa_inspect(obj)
-            mapper = state.mapper.base_mapper
-            table = getattr(mapper.local_table, "name", None)
-            shape = changes.shapes.get(table or "")
-            if shape is None or state.identity is None:
-                continue
-            by_name = dict(zip((c.name for c in mapper.primary_key), state.identity))
-            key = tuple(by_name.get(k) for k in shape.key)
-            if (table, key) in inserted:
-                self.session.expunge(obj)
 
     # -- history ------------------------------------------------------------------------------------------
     def points(self) -> list[HistoryPoint]:

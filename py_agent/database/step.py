@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from ..errors import PyAgentError
 from . import integrity, undo
 from .capture import SqliteCapture
-from .changes import PREVIEW_LIMIT, ChangeSet, RowChange, build_changeset
+from .changes import PREVIEW_LIMIT, ChangeSet, RowChange, build_changeset, forget_inserted_objects
 from .guard import Guard
 from .history import JOURNAL_LIMIT, History, HistoryPoint
 
@@ -479,7 +479,7 @@ class Database:
         self._tx = None
         self._end_transaction(commit=False)
         if finished is not None:
-            self._forget_objects(finished)
+            forget_inserted_objects(self.session, finished)
         if self.history is not None:
             self.history.forget_cache()
         if self.guard.schema:
@@ -490,31 +490,6 @@ class Database:
         self.guard.end()
         self._finished = None
         self.capture.finish()
-
-    def _forget_objects(self, changes: ChangeSet) -> None:
-        """After rolling back a finished step: drop ORM objects for rows that are gone.
-
-        ``finish_step`` already committed the session (its savepoint), so SQLAlchemy
-        believes inserted objects exist; they must leave the session.
-        """
-        self.session.expire_all()
-        if changes.journal is None:
-            self.session.expunge_all()
-            return
-        inserted = {(c.table, c.key) for c in changes.journal if c.before is None}
-        if not inserted:
-            return
-        for obj in list(self.session.identity_map.values()):
-            state = sa_inspect(obj)
-            mapper = state.mapper.base_mapper
-            table = getattr(mapper.local_table, "name", None)
-            shape = changes.shapes.get(table or "")
-            if shape is None or state.identity is None:
-                continue
-            by_name = dict(zip((c.name for c in mapper.primary_key), state.identity))
-            key = tuple(by_name.get(k) for k in shape.key)
-            if (table, key) in inserted:
-                self.session.expunge(obj)
 
     # -- history -------------------------------------------------------------------------------------
     def points(self) -> list[HistoryPoint]:

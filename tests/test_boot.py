@@ -144,3 +144,19 @@ def test_built_manifest_has_the_boot_bundle_and_on_demand_packages():
     for entry in manifest["on_demand"]:
         assert entry["imports"] and all((build.DIST / "wheels" / w).is_file() for w in entry["wheels"])
         assert entry["name"] not in " ".join(manifest["wheels"] + [boot["zip"]])  # never installed at boot
+
+
+# --------------------------------------------------------------------------- what a boot does
+
+
+@pytest.mark.parametrize("warm_up", [False, True])
+def test_only_the_snapshot_boot_warms_up(monkeypatch, warm_up):
+    """The agent's own boot skips the warm-up (the person is waiting); the background boot
+    that makes the snapshot does it, so the snapshot holds what a first request needs."""
+    from py_agent.browser import glue
+    from py_agent.demo import Base
+
+    seen = []
+    monkeypatch.setattr(glue, "_warm_up", seen.append)
+    glue.prepare_boot("py_agent.demo", warm_up)
+    assert seen == ([Base] if warm_up else [])

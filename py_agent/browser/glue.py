@@ -110,13 +110,14 @@ class JsRuntime:
 # file, no conversation, no settings, no reference to a JavaScript object.
 
 
-def prepare_boot(schema: str) -> None:
-    """Import the app's schema and do once what every first request would do.
+def prepare_boot(schema: str, warm_up: bool = True) -> None:
+    """Import the app's schema and, with ``warm_up``, do once what every first request would do.
 
     The warm-ups (mappers, the SQLite dialect, an agent over an in-memory database) import
     lazily loaded modules and fill the caches that are global to a process, so they are in
     the snapshot; their objects are dropped again. A warm-up that fails costs time later,
-    never the boot.
+    never the boot. A boot that makes no snapshot skips them: the person is waiting, and
+    the first request does that work anyway.
     """
     import gc
     import importlib
@@ -128,6 +129,8 @@ def prepare_boot(schema: str) -> None:
         load_site_app(schema)
     except Exception as exc:  # noqa: BLE001 - the runtime's open says what is wrong, in the page
         print(f"py-agent: the app {schema!r} could not be described at boot ({type(exc).__name__}: {exc})")
+    if not warm_up:
+        return
     base = getattr(module, "Base", None)
     if base is not None:
         try:

@@ -111,6 +111,8 @@ def human(n: float) -> str:
 def link_or_copy(src: Path, dst: Path) -> None:
     """A hard link when possible (same file system; the build never writes to it), else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):
+        return  # linked already (the same files precompressed twice)
     try:
         os.link(src, dst)
     except OSError:

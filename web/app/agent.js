@@ -9,7 +9,7 @@
 import { FetchShim } from "./shim.js";
 import { PROVIDERS, saves, settings } from "./store.js";
 import { WriterLock } from "./tabs.js";
-import { keepBootSnapshot, offerBootSnapshot } from "./bootcache.js";
+import { makeBootSnapshot, offerBootSnapshot } from "./bootcache.js";
 import { DAMAGE, KEPT, LOGGED_FIELDS, copyBytes, eventProblem, readSaved as checkRecord, snapshotProblem } from "./checks.js";
 
 // Events that make up the transcript (kept in the saved log); deltas and signals are only for the live view.
@@ -25,6 +25,7 @@ const INTERRUPT_GRACE_MS = 2500; // after an interrupt, how long the worker has 
 const ABORT_GRACE_MS = 8000; // after Stop, before the worker is presumed stuck
 const ANSWER_MS = 10000; // a command that starts a turn is answered at once by a live worker
 const HANDOVER_WAIT_MS = 2500; // when another tab takes over: time to end a running turn
+const SNAPSHOT_DELAY_MS = 3000; // idle time after `ready` (or a turn) before the background boot snapshot starts
 const RESTARTS_ALLOWED = 3; // restarts within RESTART_WINDOW_MS before giving up
 const RESTART_WINDOW_MS = 60000;
 const SIGINT = 2; // Stop: KeyboardInterrupt in Python
@@ -50,6 +51,7 @@ const RESTORED = "the database was restored from its last saved step; nothing sa
  * `storage_damaged {what, message}` (then `downloadDamaged(what)`),
  * `worker_lost {reason: "memory"|"crash"|"timeout", message}` (a restore follows),
  * `queued {text}` / `queue_sent {text}`, `conversation {log, reason}` (redraw the transcript),
+ * `boot_snapshot {kept, ms, error}` (a snapshot for the next visit, made in the background),
  * `reset`.
  */
 export class AgentClient {
@@ -219,6 +221,24 @@ export class AgentClient {
     worker.postMessage(this.configMessage());
   }
 
+  /**
+   * Make the boot snapshot for the next visit in a background worker (bootcache.js), once
+   * the agent has been ready a moment and no turn is running: it takes a core and memory
+   * for a few seconds. Once per page; emits `boot_snapshot {kept, ms, error}`.
+   */
+  snapshotSoon(schema) {
+    if (this.snapshotStarted) return;
+    this.snapshotStarted = true;
+    const start = () => {
+      if (this.running) {
+        const off = this.on("turn_end", () => (off(), setTimeout(start, SNAPSHOT_DELAY_MS)));
+        return;
+      }
+      makeBootSnapshot(new URL("worker.js", document.baseURI), schema).then((result) => this.emit({ type: "boot_snapshot", ...result }));
+    };
+    setTimeout(start, SNAPSHOT_DELAY_MS);
+  }
+
   /** Open the last saved database and conversation in the worker. */
   open({ lost = null } = {}) {
     this.sent = { database: this.lastDb, conversation: this.conversation }; // to keep if the worker cannot read them
@@ -359,15 +379,17 @@ export class AgentClient {
       case "snapshot":
         return void this.persist(message);
       case "boot_snapshot":
-        // Kept only from a worker still booting: once booted, model code may have run in it
-        // (a snapshot is code). Not emitted: a large buffer no listener needs.
-        if (!this.booted) keepBootSnapshot(message.snapshot);
+        // Never kept from the agent's worker: model code may run in it, and a snapshot is
+        // code. Snapshots come from a worker of their own (snapshotSoon).
         return;
       case "booted":
         this.booted = true;
+        if (message.snapshot === "wanted") this.snapshotWanted = message.schema;
         break;
       case "ready":
         this.isReady = true;
+        if (this.snapshotWanted) this.snapshotSoon(this.snapshotWanted);
+        this.snapshotWanted = null;
         this.limits = { timeout: message.timeout ?? this.limits.timeout, memoryLimit: message.memoryLimit ?? this.limits.memoryLimit };
         this.readyHooks.resolve(message);
         this.emit(message);

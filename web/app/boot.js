@@ -3,10 +3,15 @@
 //   * from a memory snapshot of an earlier boot, when the page offers one made by this build
 //     for this schema (the page keeps it in Cache Storage: bootcache.js);
 //   * otherwise from the site's packages (wheels/site-packages.zip and the wheels with
-//     compiled code), after which it makes a snapshot for the next visit.
+//     compiled code).
 //
-// The snapshot is taken after the imports and the app's schema are loaded, before anything
-// of the visit exists (database, conversation, settings, the page's JS functions).
+// A boot from the packages does not make the snapshot itself: that (a warm-up, then a copy
+// of the heap) would keep the person waiting on a first visit. Once the agent is ready the
+// page starts a second worker, in the background, that boots the same way with
+// `makeSnapshot`, warms up and hands the snapshot over for the next visit (bootcache.js).
+// The snapshot is taken after the imports, the app's schema and the warm-up, before anything
+// of a visit exists (database, conversation, settings, the page's JS functions): the worker
+// that makes it never opens a database or runs model code.
 //
 // Pyodide 314's own snapshots fail once SQLAlchemy or pydantic are imported. What does not
 // survive, and what this file does about it:
@@ -41,9 +46,10 @@ const SITE_ZIP = "/lib/site-packages.zip";
  * @param {object} o.manifest  wheels/manifest.json
  * @param {string} o.schema    the app's schema module (imported before the snapshot)
  * @param {Promise<ArrayBuffer|null>} o.offered  the stored snapshot, if the page has one
+ * @param {boolean} o.makeSnapshot  warm up and make a snapshot (the background worker's boot)
  * @param {(stage: string, message: string) => void} o.report  boot progress
  */
-export async function bootPython({ base, manifest, schema, offered, report }) {
+export async function bootPython({ base, manifest, schema, offered, makeSnapshot = false, report }) {
   const t0 = performance.now();
   const timings = {}; // ms since the call, for the benchmark
   const mark = (name) => (timings[name] = Math.round(performance.now() - t0));
@@ -87,16 +93,18 @@ export async function bootPython({ base, manifest, schema, offered, report }) {
   mark("imports");
   report("imports", "Loading the schema");
   const glue = pyodide.pyimport("py_agent.browser.glue");
-  glue.prepare_boot(schema);
+  glue.prepare_boot(schema, makeSnapshot); // the warm-up only for a snapshot
   glue.destroy();
   mark("schema");
   let snapshot = null;
-  try {
-    snapshot = makeSnapshot(pyodide, { key: manifest.boot.key, schema, agent: navigator.userAgent });
-  } catch (error) {
-    console.warn(`py-agent: no boot snapshot was made (${error.message})`);
+  if (makeSnapshot) {
+    try {
+      snapshot = snapshotOf(pyodide, { key: manifest.boot.key, schema, agent: navigator.userAgent });
+    } catch (error) {
+      console.warn(`py-agent: no boot snapshot was made (${error.message})`);
+    }
+    mark("snapshot");
   }
-  mark("snapshot");
   const peak = (snapshot?.length || 0) + pyodide._module.HEAP8.length + (await siteBytes(site));
   return { pyodide, from: "packages", snapshot, rejected, timings, peak };
 }
@@ -179,6 +187,10 @@ async function start({ indexURL, createModule, site, snapshot = null }) {
   return loadPyodide({
     indexURL,
     createPyodideModule,
+    // pydantic looks for plugins in every installed distribution's entry points the first
+    // time a model is built: reading all that metadata (the email package included) was a
+    // quarter of a second of the boot. The site installs no pydantic plugin.
+    env: { PYDANTIC_DISABLE_PLUGINS: "__all__" },
     ...(snapshot ? { _loadSnapshot: snapshot.pyodide } : {}),
   });
 }
@@ -231,7 +243,7 @@ failures`,
 // then the heap's pages that are not all zeros. The JSON says which pages those are, what
 // made the snapshot (the build's boot key, the schema) and a checksum of everything after it.
 
-function makeSnapshot(pyodide, { key, schema, agent }) {
+function snapshotOf(pyodide, { key, schema, agent }) {
   const Module = pyodide._module;
   const api = pyodide._api;
   // 4. above: the hiwire slot Pyodide expects to be an empty object during the snapshot.

@@ -229,38 +229,56 @@ async function boot() {
   const sizes = manifest.sizes || {};
   progress.total = RUNTIME_BYTES_ESTIMATE + [manifest.boot.zip, ...manifest.boot.unpack].reduce((sum, file) => sum + (sizes[file] || 0), 0);
   const init = await initialised;
+  if (init.purpose === "snapshot") return makeSnapshot(init, manifest, started);
+  const schema = await schemaToOpen(init);
   const booted = await bootPython({
     base,
     manifest,
-    schema: await schemaToOpen(init),
+    schema,
     offered: init.bootSnapshot ? offeredSnapshot : Promise.resolve(null),
     report,
   });
   const pyodide = booted.pyodide;
   self.fetch = realFetch; // boot is over: model code gets the plain (CSP-bound) fetch
-  // A new snapshot goes to the page, which keeps it for the next visit (before `booted`:
-  // the page takes none after that, when model code may have run).
-  if (booted.snapshot) self.postMessage({ type: "boot_snapshot", snapshot: booted.snapshot.buffer }, [booted.snapshot.buffer]);
 
   if (views) pyodide.setInterruptBuffer(views.interrupt);
   const browser = pyodide.pyimport("py_agent.browser");
   const onDemand = pyodide.toPy({ packages: manifest.on_demand || [], wheels: new URL("wheels/", base).href, micropip: manifest.micropip });
   runtime = browser.start(fromPython, views?.executing, views?.interrupt, testHooks, onDemand);
   if (testHooks) self.pyodide = pyodide; // lets tests reach Python outside the agent
+  booted.timings.started = Math.round(performance.now() - started);
   report("database", "Opening the database");
   post({
     type: "booted",
     ms: Math.round(performance.now() - started),
     isolated: Boolean(views),
     from: booted.from, // "snapshot" | "packages"
-    snapshot: booted.snapshot ? "made" : booted.from === "snapshot" ? "restored" : "none",
+    // "wanted": booted from the packages; the page makes a snapshot in the background
+    snapshot: booted.from === "snapshot" ? "restored" : init.bootSnapshot ? "wanted" : "none",
+    schema, // the schema module Python imported (a snapshot is made for it)
     rejected: booted.rejected, // why an offered snapshot was not used, or null
     wasmMemory: pyodide._module.HEAP8.length, // bytes of Python's memory now
     peakMemory: booted.peak, // the boot's largest moment: memory, snapshot and files held at once
-    timings: booted.timings, // ms from the start of bootPython to each stage
+    timings: booted.timings, // ms from the start of bootPython to each stage (started: from this worker's start)
+    timeOrigin: performance.timeOrigin, // lets the page put the timings on its own clock
     transferred: performance.getEntriesByType("resource").reduce((sum, e) => sum + (e.transferSize || 0), 0),
   });
   for (const message of pending.splice(0)) deliver(message);
+}
+
+/**
+ * The background boot a page starts once its agent is ready (bootcache.js): boot from the
+ * packages, warm up, make the snapshot, hand it over, and end. This worker never opens a
+ * database nor runs model code, so what it hands over holds nothing of a visit.
+ */
+async function makeSnapshot(init, manifest, started) {
+  const booted = await bootPython({ base, manifest, schema: init.schema, offered: Promise.resolve(null), makeSnapshot: true, report: () => {} });
+  self.fetch = realFetch;
+  const snapshot = booted.snapshot;
+  const done = { type: "snapshot_made", made: Boolean(snapshot), ms: Math.round(performance.now() - started), timings: booted.timings, peakMemory: booted.peak };
+  if (snapshot) self.postMessage({ type: "boot_snapshot", snapshot: snapshot.buffer }, [snapshot.buffer]);
+  post(done);
+  self.close();
 }
 
 boot().catch((error) => {

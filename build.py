@@ -265,12 +265,14 @@ def test(args: argparse.Namespace) -> int:
 
 def build_bench_extras(dist: Path) -> None:
     """Bench-only files under dist/bench/ (never in build.json): stock_python_stdlib.zip,
-    Pyodide's own standard library, for a bare loadPyodide() of stock Pyodide."""
+    Pyodide's own standard library, for a bare loadPyodide() of stock Pyodide; core.py, the
+    step benchmark, run inside the browser's agent worker."""
     from py_agent.site.builder import precompress
 
     bench = dist / "bench"
     bench.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "node_modules" / "pyodide" / "python_stdlib.zip", bench / "stock_python_stdlib.zip")
+    shutil.copyfile(ROOT / "benchmarks" / "core.py", bench / "core.py")
     precompress(bench)
 
 

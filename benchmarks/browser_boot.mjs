@@ -136,6 +136,8 @@ try {
       r.appWarm.push(await loadApp(context, `${base}/?nosw`));
     });
   await withContext((context) => load(context, `${base}/bench/bare.html`)); // browser start-up, first context
+  // The step benchmark (benchmarks/core.py) inside the agent's own worker in Chromium.
+  const steps = await withContext((context) => load(context, `${base}/bench/agent.html?steps&nosnapshot`));
   for (let i = 0; i < runs; i++) {
     if (i % 2 === 0) {
       await measureBare();
@@ -185,6 +187,8 @@ try {
   for (const [label, rs] of [["cold", r.cold], ["warm", r.warm], ["warm, no snapshot", r.warmNoSnap]]) {
     console.log(`  ${label.padEnd(18)} ${secs(at(rs, "turnEndAt"))}  (turn itself ${secs(median(rs.map((x) => x.turnEndAt - x.readyAt)))}, ${rs[0].turn})`);
   }
+  console.log("\nper-step overhead inside the agent worker in Chromium (benchmarks/core.py run through the test hook):");
+  console.log(steps.steps.trimEnd().split("\n").map((l) => `  ${l}`).join("\n"));
   const wasm = (rs) => median(rs.map((x) => x.booted?.wasmMemory));
   console.log(`\nmemory: Python's WebAssembly memory at ready ${mb(wasm(r.cold))} cold, ${mb(wasm(r.warm))} warm; ` +
     `boot peak (memory + snapshot + site files held at once) ${mb(median(r.cold.map((x) => x.booted?.peakMemory)))} cold, ${mb(median(r.warm.map((x) => x.booted?.peakMemory)))} warm; ` +

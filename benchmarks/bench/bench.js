@@ -8,6 +8,8 @@
 //             After a boot from the packages, the snapshot for the next visit is made by a
 //             background worker, as the app does (after the turn, and not part of the times).
 //             ?nosnapshot: no snapshot is offered (a boot from the packages) or made.
+//             ?steps: once ready, run the step benchmark (core.py) inside the worker itself
+//             (through the test hook, so this load starts the worker with test hooks).
 // Publishes window.__bench: times from navigation start, bytes transferred (resource timing
 // of the page and of the worker), and what the worker said about its boot.
 const params = new URLSearchParams(location.search);
@@ -48,6 +50,7 @@ async function runAgent() {
           break;
         case "ready":
           result.readyAt = performance.now();
+          if (params.has("steps")) return void runSteps(worker).then((output) => ((result.steps = output), resolve()), reject);
           if (!params.has("turn")) return resolve();
           worker.postMessage({ type: "send", text: "How many rows are in each table?" });
           break;
@@ -68,7 +71,7 @@ async function runAgent() {
       }
     };
   });
-  worker.postMessage({ type: "init", shared, testHooks: false, schema, bootSnapshot: !params.has("nosnapshot") });
+  worker.postMessage({ type: "init", shared, testHooks: params.has("steps"), schema, bootSnapshot: !params.has("nosnapshot") });
   if (!params.has("nosnapshot")) offerBootSnapshot(worker);
   worker.postMessage({ type: "configure", provider: "demo", model: "", baseUrl: "", approve: "auto" });
   worker.postMessage({ type: "open", schema, conversation: null, db }, db ? [db.buffer] : []);
@@ -95,4 +98,28 @@ async function runAgent() {
   }
   worker.terminate();
   done(result);
+}
+
+/** benchmarks/core.py run in the agent worker, on its event loop: its printed report. */
+async function runSteps(worker) {
+  const source = await (await fetch(new URL("core.py", import.meta.url))).text();
+  const code = `import contextlib, io, os, runpy, sys
+os.makedirs("/tmp/bench", exist_ok=True)
+with open("/tmp/bench/core.py", "w") as f:
+    f.write(${JSON.stringify(source)})
+out = io.StringIO()
+sys.argv = ["core.py"]
+with contextlib.redirect_stdout(out):
+    runpy.run_path("/tmp/bench/core.py", run_name="__main__")
+result = out.getvalue()`;
+  return new Promise((resolve, reject) => {
+    const previous = worker.onmessage;
+    worker.onmessage = (event) => {
+      if (event.data.type !== "debug_result") return previous(event);
+      worker.onmessage = previous;
+      if (event.data.ok) resolve(event.data.value);
+      else reject(new Error(`the step benchmark failed in the worker: ${event.data.value}`));
+    };
+    worker.postMessage({ type: "debug", request: 1, code });
+  });
 }

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-Failure = Literal["unreachable", "cors", "blocked", "mixed_content", "unauthorized"]
+Failure = Literal["unreachable", "cors", "blocked", "mixed_content", "local_network", "unauthorized"]
 """What went wrong: nothing listens; it answered without CORS; the page's policy refused
 the request; an https page called plain http off this machine; the server wants a key."""
 
@@ -148,6 +148,12 @@ def diagnose(base_url: str, failure: Failure | None, *, page_origin: str = "", p
         return Diagnosis(failure, f"This page is served over https, so the browser does not let it call {origin} over plain http.",
                          "use the server on this machine (http://localhost:PORT), put it behind https "
                          "(a reverse proxy with a certificate), or open this site over http", server and server.id)
+    if failure == "local_network":
+        return Diagnosis(failure, f"The browser did not let this page reach {origin}: a site on the internet needs your "
+                         "permission to reach this computer or your local network (Chromium's local network access).",
+                         "allow local network access for this site (the icon at the left of the address bar, or the "
+                         "site's settings) and send again; or open the app from this machine (http://localhost:PORT)",
+                         server and server.id)
     if failure == "blocked":
         return Diagnosis(failure, f"This page's security policy does not allow requests to {origin}.",
                          "use a server on localhost or 127.0.0.1, or an https address; plain-http servers "

@@ -61,3 +61,10 @@ def test_the_table_for_the_page_and_the_docs(capsys: pytest.CaptureFixture[str])
     main([])
     assert json.loads(capsys.readouterr().out) == table()
     assert markdown().count("\n") == len(SERVERS) + 1 and "OLLAMA_ORIGINS=https://your.site" in markdown()
+
+
+def test_local_network_access_not_granted() -> None:
+    d = diagnose("http://127.0.0.1:1234/v1", "local_network", page_origin="https://me.github.io", provider="lmstudio")
+    assert d.failure == "local_network" and d.server == "lmstudio"
+    assert "needs your permission" in d.message and "http://127.0.0.1:1234" in d.message
+    assert "allow local network access" in d.hint and "not running" not in d.message

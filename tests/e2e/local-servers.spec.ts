@@ -275,10 +275,16 @@ test("an https page and a plain-http server off this machine: mixed content, wit
 
     // A server on this machine is fine from https (loopback is trustworthy): not mixed content.
     // A public site needs the person's permission to reach this machine (Chromium's Local
-    // Network Access); once it has it, the probe tells "no CORS" from "not running" again.
-    await page.context().grantPermissions(["local-network-access"], { origin: site });
+    // Network Access): without it the call fails as if nothing ran there, and the diagnosis
+    // says what is missing; once it has it, the probe tells "no CORS" from "not running" again.
     const local = await noCorsServer();
     try {
+      const blocked = await diagnose(page, local.baseUrl, "lmstudio");
+      expect(blocked.kind).toBe("local_network");
+      expect(blocked.message).toContain("needs your permission");
+      expect(blocked.message).not.toMatch(/nothing answered|not running/i);
+      expect(blocked.hint).toContain("allow local network access");
+      await page.context().grantPermissions(["local-network-access"], { origin: site });
       const found = await diagnose(page, local.baseUrl, "lmstudio");
       expect(found.kind).toBe("cors");
       expect(found.hint).toContain("lms server start --cors");

@@ -6,7 +6,9 @@
 // rejection means nothing answered. The probe works because the site is isolated with COEP
 // `credentialless` (py_agent/site/headers.py): under `require-corp` an opaque answer without
 // a CORP header is refused too, which made every failure look like "could not reach".
-// Before any of that: an https page may not call plain http off this machine at all.
+// Before any of that: an https page may not call plain http off this machine at all, and a
+// page on the internet needs the person's permission to reach this machine or the local
+// network (Chromium's Local Network Access): without it the call fails like the others.
 //
 // The servers (Ollama, llama.cpp, vLLM, LM Studio), their start commands and CORS fixes come
 // from local-servers.json, which the build writes from py_agent/local_servers.py; the wording
@@ -27,6 +29,21 @@ export async function localServers(base = document.baseURI) {
 export function isLoopback(host) {
   host = host.replace(/^\[|\]$/g, "").toLowerCase();
   return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** This machine or a private network (what Local Network Access guards). */
+export function isLocalNetwork(host) {
+  host = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return isLoopback(host) || host.endsWith(".local") || /^(10|192\.168|172\.(1[6-9]|2\d|3[01]))\./.test(host) || /^f[cd]/.test(host);
+}
+
+/** "granted", "prompt", "denied", or null when the browser has no such permission. */
+async function localNetworkPermission() {
+  try {
+    return (await navigator.permissions.query({ name: "local-network-access" })).state;
+  } catch {
+    return null; // a browser without Local Network Access: nothing to ask for
+  }
 }
 
 /** The local server a URL most likely is: by the provider's id, else by its default port. */
@@ -50,6 +67,14 @@ export function describeFailure(table, baseUrl, failure, { pageOrigin = "", prov
   const name = server ? server.label : origin;
   const id = server ? server.id : null;
   if (failure === null && pageOrigin.startsWith("https:") && url.protocol === "http:" && !isLoopback(url.hostname)) failure = "mixed_content";
+  if (failure === "local_network") {
+    return {
+      kind: failure,
+      message: `The browser did not let this page reach ${origin}: a site on the internet needs your permission to reach this computer or your local network (Chromium's local network access).`,
+      hint: "allow local network access for this site (the icon at the left of the address bar, or the site's settings) and send again; or open the app from this machine (http://localhost:PORT)",
+      server: id,
+    };
+  }
   if (failure === "mixed_content") {
     return {
       kind: failure,
@@ -95,6 +120,10 @@ export async function probe(target) {
 export async function diagnoseFailure(target, { baseUrl = target.href, provider = "", pageOrigin = location.origin } = {}) {
   const table = await localServers();
   const mixed = pageOrigin.startsWith("https:") && target.protocol === "http:" && !isLoopback(target.hostname);
-  const failure = mixed ? "mixed_content" : await probe(target);
+  // A public page calling this machine or the local network, without the permission for it.
+  const pageHost = pageOrigin ? new URL(pageOrigin).hostname : "";
+  const guarded = !mixed && isLocalNetwork(target.hostname) && !isLocalNetwork(pageHost);
+  const unpermitted = guarded && ["prompt", "denied"].includes(await localNetworkPermission());
+  const failure = mixed ? "mixed_content" : unpermitted ? "local_network" : await probe(target);
   return describeFailure(table, baseUrl, failure, { pageOrigin, provider });
 }

@@ -7,9 +7,9 @@ without the schema or the tool list silently makes the agent worse.
 
 from __future__ import annotations
 
+import pkgutil
 import warnings
 from functools import lru_cache
-from importlib import resources
 
 import jinja2
 import jinja2.meta
@@ -23,10 +23,20 @@ class PromptWarning(UserWarning):
 
 @lru_cache(maxsize=1)
 def default_template() -> str:
-    return resources.files("py_agent").joinpath("prompts/system.jinja").read_text(encoding="utf-8")
+    # pkgutil reads through the package's loader (a zip in the browser); importlib.resources
+    # would import its readers and adapters first, tens of milliseconds of a browser boot.
+    data = pkgutil.get_data("py_agent", "prompts/system.jinja")
+    assert data is not None, "py_agent/prompts/system.jinja is missing from the package"
+    return data.decode("utf-8")
 
 
 _ENV = jinja2.Environment(undefined=jinja2.ChainableUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@lru_cache(maxsize=8)
+def _compiled(source: str) -> jinja2.Template:
+    """A template compiled once per text (jinja compiles it to Python: milliseconds, more in Pyodide)."""
+    return _ENV.from_string(source)
 
 
 def missing_slots(template: str) -> list[str]:
@@ -48,5 +58,5 @@ def render_prompt(
             )
             warnings.warn(note, PromptWarning, stacklevel=3)
             notes.append(note)
-    text = _ENV.from_string(source).render(SCHEMA=schema, SYMBOLS=symbols, TOOLS=tools, IMPORTS=imports)
+    text = _compiled(source).render(SCHEMA=schema, SYMBOLS=symbols, TOOLS=tools, IMPORTS=imports)
     return text.strip() + "\n", notes

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+import pkgutil
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from ..providers.base import ChatMessage, CompletionRequest
@@ -30,8 +30,9 @@ Reply = dict[str, str]
 @cache
 def load_recording() -> dict[str, Any]:
     """The recorded conversations (``recorded.json``), parsed once."""
-    text = resources.files(__package__).joinpath("recorded.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    data = pkgutil.get_data(__package__, "recorded.json")  # through the loader: no importlib.resources at boot
+    assert data is not None, "py_agent/demo/recorded.json is missing from the package"
+    return json.loads(data)
 
 
 def _as_reply(text: str) -> Reply | None:

@@ -58,6 +58,7 @@ export async function bootPython({ base, manifest, schema, offered, makeSnapshot
   // Everything a boot needs from the network starts now, in parallel.
   const createModule = import(new URL("pyodide.asm.mjs", indexURL).href).then((m) => m.default);
   const site = fetchSite(wheels, manifest.boot);
+  site.then(() => mark("site"), () => {}); // fetched, its .so files compiled
   const stored = await offered;
   mark("offered");
   let rejected = null;

@@ -30,6 +30,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def harness():
+    """The sandbox corpora's harness (tests/sandbox_harness.py), one per test module."""
+    from sandbox_harness import Harness
+
+    h = Harness()
+    yield h
+    h.close()
+
+
 @pytest.fixture
 def engine():
     """A fresh in-memory demo database (seeded) per test."""

@@ -25,10 +25,11 @@ import gc
 import os
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import sqlalchemy
 from sqlalchemy.orm import Session
 
@@ -245,3 +246,13 @@ class Harness:
 
 def payload_ids(payloads: list[tuple[str, str]]) -> list[str]:
     return [name for name, _ in payloads]
+
+
+def for_each_payload(payloads: list[tuple[str, str]], layers: Iterable[str] = LAYERS) -> Callable[[Any], Any]:
+    """Run a test once per payload (``name``, ``code``) and per layer combination (``layers``)."""
+
+    def mark(test: Any) -> Any:
+        test = pytest.mark.parametrize(("name", "code"), payloads, ids=payload_ids(payloads))(test)
+        return pytest.mark.parametrize("layers", list(layers))(test)
+
+    return mark

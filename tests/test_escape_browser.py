@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 import sandbox_harness
-from sandbox_harness import JS_SECRET, LAYERS, Harness, payload_ids
+from sandbox_harness import JS_SECRET, LAYERS, Harness, for_each_payload
+
 from py_agent.sandbox.runtime import register_unsafe_type
 from py_agent.tools import Toolbox
 
@@ -76,8 +76,7 @@ def harness():
     h.close()
 
 
-@pytest.mark.parametrize("layers", [name for name in LAYERS if name != "validator-only"])
-@pytest.mark.parametrize(("name", "code"), PAYLOADS, ids=payload_ids(PAYLOADS))
+@for_each_payload(PAYLOADS, [name for name in LAYERS if name != "validator-only"])
 def test_no_javascript_object_reaches_model_code(harness: Harness, layers: str, name: str, code: str) -> None:
     # The validator alone cannot know what a tool returns; with the run-time layer, no layer
     # combination hands model code a JavaScript object.

@@ -10,9 +10,7 @@ layer alone and both together; none may reach a canary or print ESCAPED.
 
 from __future__ import annotations
 
-import pytest
-
-from sandbox_harness import LAYERS, Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload
 
 FRAME_TEMPLATE = "'{0.gi_frame.f_globals[MODULE_SECRET]}'"
 BUILT = "t = '{0.' + 'gi_fr' + 'ame.f_globals[MODULE_SECRET]}'\n"
@@ -63,15 +61,7 @@ PAYLOADS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", list(LAYERS))
-@pytest.mark.parametrize(("name", "code"), PAYLOADS, ids=payload_ids(PAYLOADS))
+@for_each_payload(PAYLOADS)
 def test_format_paths_reach_nothing(harness: Harness, layers: str, name: str, code: str) -> None:
     harness.run(code, layers).assert_safe()
 

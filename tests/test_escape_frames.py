@@ -9,9 +9,7 @@ to get a frame by attribute, by computed name, by ``attrgetter``, by a match pat
 
 from __future__ import annotations
 
-import pytest
-
-from sandbox_harness import LAYERS, Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload
 
 PAYLOADS = [
     ("generator gi_frame", "g = numbers()\nprint('ESCAPED', g.gi_frame.f_globals['MODULE_SECRET'])"),
@@ -49,15 +47,7 @@ PAYLOADS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", list(LAYERS))
-@pytest.mark.parametrize(("name", "code"), PAYLOADS, ids=payload_ids(PAYLOADS))
+@for_each_payload(PAYLOADS)
 def test_frames_stay_out_of_reach(harness: Harness, layers: str, name: str, code: str) -> None:
     harness.run(code, layers).assert_safe()
 

@@ -9,9 +9,7 @@ their attributes can be read), however they arrive.
 
 from __future__ import annotations
 
-import pytest
-
-from sandbox_harness import LAYERS, Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload
 
 DECORATOR = (
     "from sqlalchemy.types import TypeDecorator, String\n"
@@ -81,15 +79,7 @@ PAYLOADS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", list(LAYERS))
-@pytest.mark.parametrize(("name", "code"), PAYLOADS, ids=payload_ids(PAYLOADS))
+@for_each_payload(PAYLOADS)
 def test_the_object_graph_leads_nowhere(harness: Harness, layers: str, name: str, code: str) -> None:
     harness.run(code, layers).assert_safe()
 

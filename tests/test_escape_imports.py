@@ -9,9 +9,7 @@ SQLAlchemy evaluates with ``eval``) cannot be created.
 
 from __future__ import annotations
 
-import pytest
-
-from sandbox_harness import LAYERS, Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload
 
 ENV = "environ['PY_AGENT_CANARY']"
 
@@ -68,15 +66,7 @@ PAYLOADS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", list(LAYERS))
-@pytest.mark.parametrize(("name", "code"), PAYLOADS, ids=payload_ids(PAYLOADS))
+@for_each_payload(PAYLOADS)
 def test_imports_and_builtins_reach_nothing(harness: Harness, layers: str, name: str, code: str) -> None:
     harness.run(code, layers).assert_safe()
 

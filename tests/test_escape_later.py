@@ -18,7 +18,7 @@ import pytest
 # refusal is what these tests provoke.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning", "ignore::RuntimeWarning")
 
-from sandbox_harness import LAYERS, Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload
 
 PAYLOADS = [
     ("__del__", "class A:\n    def __del__(self):\n        record('del')\nkeep = A()\nprint('ESCAPED')"),
@@ -73,15 +73,7 @@ PAYLOADS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", list(LAYERS))
-@pytest.mark.parametrize(("name", "code"), PAYLOADS, ids=payload_ids(PAYLOADS))
+@for_each_payload(PAYLOADS)
 def test_nothing_runs_after_its_step(harness: Harness, layers: str, name: str, code: str) -> None:
     result = harness.run(code, layers)
     # With the run-time layer, model-defined special methods are allowed (they refuse to run

@@ -13,8 +13,7 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from sandbox_harness import Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload, payload_ids
 
 # Refused at once, whatever the platform (no time limit needed).
 REFUSED = [
@@ -60,15 +59,7 @@ STOPPED_BY_THE_LIMIT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", ["both", "runtime-only"])
-@pytest.mark.parametrize(("name", "code"), REFUSED, ids=payload_ids(REFUSED))
+@for_each_payload(REFUSED, ["both", "runtime-only"])
 def test_c_level_runaways_are_refused(harness: Harness, layers: str, name: str, code: str) -> None:
     started = time.perf_counter()
     result = harness.run(code, layers, timeout=30)
@@ -76,8 +67,7 @@ def test_c_level_runaways_are_refused(harness: Harness, layers: str, name: str, 
     assert time.perf_counter() - started < 10
 
 
-@pytest.mark.parametrize("layers", ["both", "validator-only", "runtime-only"])
-@pytest.mark.parametrize(("name", "code"), RECURSION, ids=payload_ids(RECURSION))
+@for_each_payload(RECURSION, ["both", "validator-only", "runtime-only"])
 def test_deep_recursion_is_an_error_not_a_crash(harness: Harness, layers: str, name: str, code: str) -> None:
     result = harness.run(code, layers, timeout=30)
     if result.refused:  # the validator alone refuses special methods (they could run later)
@@ -94,8 +84,7 @@ def test_nested_data_recursion_is_an_error(harness: Harness, name: str, code: st
 
 
 @pytest.mark.cpython_only  # needs the time limit (under Node, no page raises the alarm)
-@pytest.mark.parametrize("layers", ["both", "runtime-only"])
-@pytest.mark.parametrize(("name", "code"), STOPPED_BY_THE_LIMIT, ids=payload_ids(STOPPED_BY_THE_LIMIT))
+@for_each_payload(STOPPED_BY_THE_LIMIT, ["both", "runtime-only"])
 def test_c_loops_stop_at_the_time_limit(harness: Harness, layers: str, name: str, code: str) -> None:
     started = time.perf_counter()
     result = harness.run(code, layers, timeout=0.5)

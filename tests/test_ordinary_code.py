@@ -8,9 +8,7 @@ A refusal of one of these is a bug in the sandbox, not in the snippet.
 
 from __future__ import annotations
 
-import pytest
-
-from sandbox_harness import Harness, payload_ids
+from sandbox_harness import Harness, for_each_payload
 
 SNIPPETS = [
     ("list authors", "authors = session.scalars(select(Author).order_by(Author.name)).all()\nfor a in authors:\n    print(a.name, a.country)"),
@@ -127,15 +125,7 @@ SNIPPETS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness()
-    yield h
-    h.close()
-
-
-@pytest.mark.parametrize("layers", ["both", "runtime-only"])
-@pytest.mark.parametrize(("name", "code"), SNIPPETS, ids=payload_ids(SNIPPETS))
+@for_each_payload(SNIPPETS, ["both", "runtime-only"])
 def test_ordinary_code_runs(harness: Harness, layers: str, name: str, code: str) -> None:
     result = harness.run(code, layers)
     result.assert_ran()

@@ -25,9 +25,7 @@ When a statement is refused, ``refusal`` says why in words a model can act on.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator
 
 OWN_PREFIX = "py_agent_"
 
@@ -78,6 +76,27 @@ _SETTING_PRAGMAS = frozenset(
 _SCHEMA_PRAGMAS = frozenset({"user_version", "application_id"})
 
 
+class _Switch:
+    """Turns one of the guard's flags on while open, then puts back what it was (so they nest).
+
+    A class rather than a generator-based context manager: a step opens several.
+    """
+
+    __slots__ = ("_guard", "_flag", "_previous")
+
+    def __init__(self, guard: Guard, flag: str) -> None:
+        self._guard = guard
+        self._flag = flag
+        self._previous = False
+
+    def __enter__(self) -> None:
+        self._previous = getattr(self._guard, self._flag)
+        setattr(self._guard, self._flag, True)
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self._guard, self._flag, self._previous)
+
+
 def _harmless(action: int, arg1: str | None, arg2: str | None) -> bool:
     """Actions whose statements do nothing when replayed: reads, BEGIN, savepoints, functions."""
     if action in (sqlite3.SQLITE_SAVEPOINT, _FUNCTION, sqlite3.SQLITE_RECURSIVE):
@@ -117,21 +136,13 @@ class Guard:
         self.dirty = True
 
     # -- switches ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def as_internal(self) -> Iterator[None]:
-        previous, self.internal = self.internal, True
-        try:
-            yield
-        finally:
-            self.internal = previous
+    def as_internal(self) -> _Switch:
+        """While open: py-agent's own SQL (anything goes)."""
+        return _Switch(self, "internal")
 
-    @contextlib.contextmanager
-    def as_controlled(self) -> Iterator[None]:
-        previous, self.controlled = self.controlled, True
-        try:
-            yield
-        finally:
-            self.controlled = previous
+    def as_controlled(self) -> _Switch:
+        """While open: the loop ends a transaction (COMMIT/ROLLBACK allowed)."""
+        return _Switch(self, "controlled")
 
     def begin(self) -> None:
         self.in_step, self.sealed, self.schema, self.untracked, self.refusal = True, False, [], [], ""

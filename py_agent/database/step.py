@@ -30,6 +30,7 @@ row counts (no row preview, no history): see :class:`_CountingCapture`.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 import weakref
@@ -66,8 +67,14 @@ def _on_begin(connection: Connection) -> None:
         db._emit_begin(connection)
 
 
-def _deferring(context: Any) -> Database | None:
+def _deferring(statement: str, context: Any) -> Database | None:
     """The Database whose step is about to write for the first time, if this statement is its."""
+    if statement.startswith("SELECT"):
+        # Most statements of a step, and a SELECT never writes a row in SQLite (DML cannot
+        # appear inside a query). Nothing is skipped that matters: the authorizer still
+        # decides; were a SELECT ever to write, its first write would be refused (an error),
+        # not let through without the deferral.
+        return None
     connection = getattr(context, "root_connection", None)
     db = _BY_CONNECTION.get(id(connection))
     if db is None or db.connection is not connection or not db.guard.in_step or db.guard.deferred:
@@ -76,17 +83,17 @@ def _deferring(context: Any) -> Database | None:
 
 
 def _on_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
-    db = _deferring(context)
+    db = _deferring(statement, context)
     return None if db is None else db._execute_deferring(lambda: cursor.execute(statement, parameters))
 
 
 def _on_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
-    db = _deferring(context)
+    db = _deferring(statement, context)
     return None if db is None else db._execute_deferring(lambda: cursor.executemany(statement, parameters))
 
 
 def _on_execute_no_params(cursor: Any, statement: str, context: Any) -> bool | None:
-    db = _deferring(context)
+    db = _deferring(statement, context)
     return None if db is None else db._execute_deferring(lambda: cursor.execute(statement))
 
 
@@ -204,6 +211,8 @@ class Database:
         raw.execute("PRAGMA recursive_triggers=ON")
         raw.set_authorizer(self.guard)
         raw.set_progress_handler(self._progress, 5000)
+        if self._owns_connection:  # a host's own Connection keeps SQLAlchemy's way
+            _direct_savepoints(self.connection, raw)
         self.capture = SqliteCapture(raw, self.guard)
         self.history = None
         self._schema_seen = 0
@@ -232,7 +241,9 @@ class Database:
 
     def _emit_begin(self, connection: Connection) -> None:
         if self.raw is not None and not self.raw.in_transaction:
-            connection.exec_driver_sql("BEGIN")
+            # Straight to sqlite3: SQLAlchemy's statement machinery for one BEGIN per step
+            # cost more than the rest of begin_step. The authorizer still sees it.
+            self.raw.execute("BEGIN")
 
     def _execute_deferring(self, run: Any) -> bool:
         """Run a statement of the step; if it is the step's first write, defer foreign-key
@@ -648,6 +659,43 @@ class Database:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _direct_savepoints(connection: Connection, raw: sqlite3.Connection) -> None:
+    """Send the connection's SAVEPOINT, RELEASE and ROLLBACK TO straight to sqlite3.
+
+    The session opens a savepoint in every step that uses it and releases it at the end.
+    SQLAlchemy builds, compiles (never cached for these) and runs each through its whole
+    statement machinery: that was half the database work of a read-only step. The same SQL
+    is sent directly instead, on this one connection (the Database's own, which it closes);
+    nothing is skipped that a check
+    relies on: the authorizer sees every statement as before, the connection's savepoint
+    events still fire, and SQLAlchemy keeps its own bookkeeping (it calls these methods).
+    Only if this SQLAlchemy has the methods (they are internal, stable since 1.4).
+    """
+    if not all(hasattr(connection, n) for n in ("_savepoint_impl", "_release_savepoint_impl", "_rollback_to_savepoint_impl")):
+        return
+    numbers = itertools.count(1)
+
+    def savepoint(name: str | None = None) -> str:
+        connection.dispatch.savepoint(connection, name)
+        if name is None:
+            name = f"sa_savepoint_{next(numbers)}"
+        raw.execute(f"SAVEPOINT {_quote(name)}")
+        return name
+
+    def rollback_to_savepoint(name: str) -> None:
+        connection.dispatch.rollback_savepoint(connection, name, None)
+        if not (connection.closed or connection.invalidated):  # as SQLAlchemy's own
+            raw.execute(f"ROLLBACK TO SAVEPOINT {_quote(name)}")
+
+    def release_savepoint(name: str) -> None:
+        connection.dispatch.release_savepoint(connection, name, None)
+        raw.execute(f"RELEASE SAVEPOINT {_quote(name)}")
+
+    connection._savepoint_impl = savepoint  # type: ignore[method-assign]
+    connection._rollback_to_savepoint_impl = rollback_to_savepoint  # type: ignore[method-assign]
+    connection._release_savepoint_impl = release_savepoint  # type: ignore[method-assign]
 
 
 def _attempt(what: str, action: Any) -> list[str]:

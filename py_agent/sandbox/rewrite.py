@@ -148,7 +148,7 @@ class _Rewriter:
         class ast.Call in place), never its parent's, so no parent links are needed and the
         checker, run first on each node, sees the code as written.
         """
-        handlers = _HANDLERS
+        plans = _PLANS
         allowed = self.allowed
         identifier = self.identifier
         if checker is not None:
@@ -171,14 +171,13 @@ class _Rewriter:
                 check = check_handlers.get(cls)
                 if check is not None:
                     check(node)
-            handler = handlers.get(cls)
+            handler, fields = plans.get(cls) or _plan(cls)
             if handler is not None:
                 if handler(self, node):
                     continue  # the handler took care of the children
-                cls = type(node)  # it may have changed (Attribute -> Call)
-            fields = _FIELDS.get(cls)
-            if fields is None:
-                fields = _FIELDS[cls] = tuple(f for f in cls._fields if f not in _SKIPPED_FIELDS)
+                if type(node) is not cls:  # it changed (Attribute -> Call)
+                    cls = type(node)
+                    fields = (plans.get(cls) or _plan(cls))[1]
             for field_name in fields:
                 value = getattr(node, field_name, None)
                 kind = type(value)
@@ -393,3 +392,14 @@ _HANDLERS: dict[type, Any] = {
 }
 if hasattr(ast, "TryStar"):
     _HANDLERS[ast.TryStar] = _Rewriter.try_
+
+# Per node class: its handler (or None) and the fields the walk visits; one look-up per node.
+_PLANS: dict[type, tuple[Any, tuple[str, ...]]] = {}
+
+
+def _plan(cls: type) -> tuple[Any, tuple[str, ...]]:
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(f for f in cls._fields if f not in _SKIPPED_FIELDS)
+    plan = _PLANS[cls] = (_HANDLERS.get(cls), fields)
+    return plan

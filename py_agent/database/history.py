@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -138,7 +138,7 @@ class History:
             rows = self.raw.execute(
                 f"SELECT id, kind, request, at, tables, undoable, undone, note, reverts FROM {HISTORY} ORDER BY id"
             ).fetchall()
-        return [_point(row) for row in rows]
+        return [point_from_row(row) for row in rows]
 
     def point(self, point_id: int) -> HistoryPoint | None:
         if not self.exists():
@@ -147,7 +147,7 @@ class History:
             row = self.raw.execute(
                 f"SELECT id, kind, request, at, tables, undoable, undone, note, reverts FROM {HISTORY} WHERE id = ?", (point_id,)
             ).fetchone()
-        return _point(row) if row else None
+        return point_from_row(row) if row else None
 
     def shapes(self, point_ids: Iterable[int]) -> dict[str, TableShape]:
         shapes: dict[str, TableShape] = {}
@@ -176,7 +176,7 @@ class History:
             note = "" if changes.undoable else (changes.note or "it cannot be undone")
             self.raw.execute(
                 f"INSERT INTO {HISTORY} (kind, request, at, tables, undoable, note, reverts) VALUES (?, ?, ?, '{{}}', ?, ?, ?)",
-                (kind, request, _now(), int(changes.undoable), note, json.dumps(list(reverts))),
+                (kind, request, now_iso(), int(changes.undoable), note, json.dumps(list(reverts))),
             )
             point_id = self.raw.execute("SELECT last_insert_rowid()").fetchone()[0]
             opened = _OpenPoint(point_id, turn if kind == "turn" else None, journaled=changes.undoable)
@@ -212,10 +212,10 @@ class History:
                     _fold(point.net, point.first)
                     point.first = []
                 _fold(point.net, journal)
-                tables = _counts(point.net)
+                tables = net_counts(point.net)
             point.rows += len(journal)
         else:
-            tables = _add_counts(self._tables(point.id), changes.tables)
+            tables = add_counts(self._tables(point.id), changes.tables)
         point.shapes.update({name: changes.shapes[name] for name in changes.tables if name in changes.shapes})
         shapes = {name: {"columns": list(s.columns), "key": list(s.key)} for name, s in point.shapes.items()}
         self.raw.execute(
@@ -265,7 +265,8 @@ def _fold(net: dict[tuple[str, Row], list[Row | None]], journal: Sequence[RowCha
             entry[1] = change.after
 
 
-def _counts(net: dict[tuple[str, Row], list[Row | None]]) -> Counts:
+def net_counts(net: Mapping[tuple[str, Row], list[Row | None]]) -> Counts:
+    """Rows inserted, updated and deleted per table, from net changes {(table, key): [before, after]}."""
     out: dict[str, dict[str, int]] = {}
     for (table, _), (before, after) in net.items():
         if before is None and after is None:
@@ -277,7 +278,8 @@ def _counts(net: dict[tuple[str, Row], list[Row | None]]) -> Counts:
     return dict(sorted(out.items()))
 
 
-def _add_counts(a: Counts, b: Counts) -> Counts:
+def add_counts(a: Counts, b: Counts) -> Counts:
+    """The sum of two per-table counts."""
     out = {table: dict(counts) for table, counts in a.items()}
     for table, counts in b.items():
         target = out.setdefault(table, {o: 0 for o in OPERATIONS})
@@ -286,7 +288,8 @@ def _add_counts(a: Counts, b: Counts) -> Counts:
     return dict(sorted(out.items()))
 
 
-def _point(row: Sequence[Any]) -> HistoryPoint:
+def point_from_row(row: Sequence[Any]) -> HistoryPoint:
+    """A history point from its row (the columns both history stores select, in order)."""
     return HistoryPoint(
         id=row[0],
         kind=row[1],
@@ -300,5 +303,6 @@ def _point(row: Sequence[Any]) -> HistoryPoint:
     )
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The time a point is recorded at (UTC, seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -23,11 +23,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-from .changes import OPERATIONS, ChangeSet, Counts, Row, RowChange, TableShape, json_value, same_row, too_large_note
-from .history import JOURNAL_LIMIT, HistoryPoint
+from .changes import (
+    ChangeSet,
+    Row,
+    RowChange,
+    TableShape,
+    json_value,
+    same_row,
+    too_large_note,
+)
+from .history import (
+    JOURNAL_LIMIT,
+    HistoryPoint,
+    add_counts,
+    net_counts,
+    now_iso,
+    point_from_row,
+)
 from .postgres_capture import dumps, loads
 from .postgres_guard import PostgresGuard
 
@@ -110,14 +124,14 @@ class PostgresHistory:
         where, params = self._mine()
         with self.guard.as_internal():
             rows = self.pg.execute(f"SELECT {_POINT_COLUMNS} FROM {HISTORY} WHERE {where} ORDER BY id", params).fetchall()
-        return [_point(r) for r in rows]
+        return [point_from_row(r) for r in rows]
 
     def point(self, point_id: int) -> HistoryPoint | None:
         if not self.exists():
             return None
         with self.guard.as_internal():
             row = self.pg.execute(f"SELECT {_POINT_COLUMNS} FROM {HISTORY} WHERE id = %s", (point_id,)).fetchone()
-        return _point(row) if row else None
+        return point_from_row(row) if row else None
 
     def shapes(self, point_ids: Iterable[int]) -> dict[str, TableShape]:
         shapes: dict[str, TableShape] = {}
@@ -146,7 +160,7 @@ class PostgresHistory:
             (point_id,) = self.pg.execute(
                 f"INSERT INTO {HISTORY} (conversation, kind, request, at, undoable, note, reverts) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (self.conversation, kind, request, _now(), changes.undoable, note, json.dumps(list(reverts))),
+                (self.conversation, kind, request, now_iso(), changes.undoable, note, json.dumps(list(reverts))),
             ).fetchone()
             opened = _OpenPoint(point_id, turn if kind == "turn" else None, journaled=changes.undoable)
             self._open = opened if kind == "turn" else None
@@ -178,10 +192,10 @@ class PostgresHistory:
                     point.net[(change.table, change.key)] = [change.before, change.after]
                 else:
                     entry[1] = change.after
-            tables = _counts(point.net)
+            tables = net_counts(point.net)
         else:
             (text,) = self.pg.execute(f"SELECT tables FROM {HISTORY} WHERE id = %s", (point.id,)).fetchone()
-            tables = _add_counts(json.loads(text), changes.tables)
+            tables = add_counts(json.loads(text), changes.tables)
         point.shapes.update({name: changes.shapes[name] for name in changes.tables if name in changes.shapes})
         shapes = {name: {"columns": list(s.columns), "key": list(s.key)} for name, s in point.shapes.items()}
         self.pg.execute(
@@ -406,33 +420,3 @@ def _row(text: str | None) -> Row | None:
 
 def _dump(values: Row | None) -> str | None:
     return None if values is None else dumps(list(values))
-
-
-def _counts(net: Mapping[tuple[str, Row], list[Row | None]]) -> Counts:
-    out: dict[str, dict[str, int]] = {}
-    for (table, _), (before, after) in net.items():
-        if _same(before, after):
-            continue
-        op = "inserted" if before is None else "deleted" if after is None else "updated"
-        out.setdefault(table, {o: 0 for o in OPERATIONS})[op] += 1
-    return dict(sorted(out.items()))
-
-
-def _add_counts(a: Counts, b: Counts) -> Counts:
-    out = {table: dict(counts) for table, counts in a.items()}
-    for table, counts in b.items():
-        target = out.setdefault(table, {o: 0 for o in OPERATIONS})
-        for op, n in counts.items():
-            target[op] = target.get(op, 0) + n
-    return dict(sorted(out.items()))
-
-
-def _point(row: Sequence[Any]) -> HistoryPoint:
-    return HistoryPoint(
-        id=row[0], kind=row[1], request=row[2], at=row[3], tables=json.loads(row[4]), undoable=bool(row[5]),
-        undone=bool(row[6]), note=row[7], reverts=tuple(json.loads(row[8])),
-    )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -46,7 +46,7 @@ def _emit_begin(connection: Connection) -> None:
 _GIVEN: "weakref.WeakKeyDictionary[Engine, set[str]]" = weakref.WeakKeyDictionary()
 
 
-def _once(engine: Engine, what: str) -> bool:
+def first_time(engine: Engine, what: str) -> bool:
     """True the first time ``what`` is asked for ``engine``."""
     given = _GIVEN.setdefault(engine, set())
     if what in given:
@@ -57,14 +57,14 @@ def _once(engine: Engine, what: str) -> bool:
 
 def enforce_foreign_keys(engine: Engine) -> Engine:
     """Turn on foreign-key enforcement for every new SQLite connection of ``engine``."""
-    if engine.dialect.name == "sqlite" and _once(engine, "foreign keys"):
+    if engine.dialect.name == "sqlite" and first_time(engine, "foreign keys"):
         event.listen(engine, "connect", _foreign_keys_on)
     return engine
 
 
 def use_savepoint_recipe(engine: Engine) -> Engine:
     """SQLAlchemy's pysqlite recipe: pysqlite stays out of transactions, SQLAlchemy emits BEGIN."""
-    if engine.dialect.name == "sqlite" and _once(engine, "savepoint recipe"):
+    if engine.dialect.name == "sqlite" and first_time(engine, "savepoint recipe"):
         event.listen(engine, "connect", _no_pysqlite_transactions)
         event.listen(engine, "begin", _emit_begin)
     return engine

@@ -47,6 +47,7 @@ from ..errors import PyAgentError
 from . import integrity, undo
 from .capture import SqliteCapture
 from .changes import PREVIEW_LIMIT, ChangeSet, RowChange, build_changeset, forget_inserted_objects
+from .engines import first_time
 from .guard import Guard
 from .history import JOURNAL_LIMIT, History, HistoryPoint
 
@@ -57,8 +58,6 @@ _OWNERS: weakref.WeakValueDictionary[int, Database] = weakref.WeakValueDictionar
 # The Database of each SQLAlchemy connection (by id), for the engine-wide hooks below:
 # module functions, so an engine outliving many conversations keeps none of them alive.
 _BY_CONNECTION: weakref.WeakValueDictionary[int, Database] = weakref.WeakValueDictionary()
-# The engines the hooks below are listening on.
-_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _on_begin(connection: Connection) -> None:
@@ -200,12 +199,9 @@ class Database:
             ("do_executemany", _on_executemany),
             ("do_execute_no_params", _on_execute_no_params),
         )
-        # Once per engine. Not `event.contains`: SQLAlchemy's registry is keyed by id(), so a new
-        # engine at the address of a collected one could look hooked already (seen in tests).
-        if self.engine not in _HOOKED:
+        if first_time(self.engine, "step hooks"):  # once per engine (see engines.first_time)
             for name, hook in hooks:
                 event.listen(self.engine, name, hook)
-            _HOOKED.add(self.engine)
         self.guard.defer_writes = True
         raw.execute("PRAGMA foreign_keys=ON")
         raw.execute("PRAGMA recursive_triggers=ON")

@@ -15,9 +15,9 @@ request has arrived and a recording is chosen for it.
 from __future__ import annotations
 
 import json
+import pkgutil
 import re
 from collections.abc import Sequence
-import pkgutil
 from functools import cache
 from typing import Any
 

@@ -275,7 +275,7 @@ async function makeSnapshot(init, manifest, started) {
   const booted = await bootPython({ base, manifest, schema: init.schema, offered: Promise.resolve(null), makeSnapshot: true, report: () => {} });
   self.fetch = realFetch;
   const snapshot = booted.snapshot;
-  const done = { type: "snapshot_made", made: Boolean(snapshot), ms: Math.round(performance.now() - started), timings: booted.timings, peakMemory: booted.peak };
+  const done = { type: "snapshot_made", made: Boolean(snapshot), ms: Math.round(performance.now() - started), timings: booted.timings };
   if (snapshot) self.postMessage({ type: "boot_snapshot", snapshot: snapshot.buffer }, [snapshot.buffer]);
   post(done);
   self.close();
